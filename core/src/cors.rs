@@ -1,0 +1,154 @@
+//! CORS: which origins may call the API from a browser, and the headers that tell them so.
+//!
+//! A disallowed origin gets no CORS headers at all (the browser then blocks the response);
+//! the request itself is still answered, because CORS protects the browser's user, not the
+//! server.
+
+use http::{HeaderMap, HeaderValue, header};
+
+/// Request headers a browser may send.
+pub const ALLOWED_HEADERS: &str =
+    "Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-Id";
+/// Response headers a browser script may read.
+pub const EXPOSED_HEADERS: &str = "ETag, Location, X-Request-Id, Retry-After, WWW-Authenticate";
+/// How long a browser may cache a preflight, in seconds (Chromium caps it at 7200).
+pub const MAX_AGE_SECS: u32 = 7200;
+
+/// The configured origins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum CorsOrigins {
+    /// `*`: any origin (sent as `Access-Control-Allow-Origin: *`; bearer tokens need no
+    /// credentials mode, so this works for them).
+    Any,
+    /// Exactly these origins (`scheme://host[:port]`); empty means CORS is off.
+    List(Vec<String>),
+}
+
+impl CorsOrigins {
+    /// Parses `*` or a comma-separated list of origins. A trailing slash is forgiven.
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
+        if s.trim() == "*" {
+            return Ok(CorsOrigins::Any);
+        }
+        let mut origins = Vec::new();
+        for item in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+            let origin = item.strip_suffix('/').unwrap_or(item);
+            let host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            match host {
+                Some(h) if !h.is_empty() && !h.contains(['/', '?', '#', ' ', '*']) => {
+                    origins.push(origin.to_ascii_lowercase());
+                }
+                _ => return Err(
+                    "must be * or a comma-separated list of origins like https://app.example.com"
+                        .into(),
+                ),
+            }
+        }
+        Ok(CorsOrigins::List(origins))
+    }
+
+    /// The `Access-Control-Allow-Origin` value for a request from `origin`, if allowed.
+    fn allow(&self, origin: &HeaderValue) -> Option<HeaderValue> {
+        match self {
+            CorsOrigins::Any => Some(HeaderValue::from_static("*")),
+            CorsOrigins::List(list) => {
+                let o = origin.to_str().ok()?;
+                list.iter()
+                    .any(|a| a.eq_ignore_ascii_case(o))
+                    .then(|| origin.clone())
+            }
+        }
+    }
+
+    /// Adds the headers of an actual (non-preflight) response.
+    pub(crate) fn decorate(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
+        if let CorsOrigins::List(list) = self {
+            if !list.is_empty() {
+                headers.append(header::VARY, HeaderValue::from_static("Origin"));
+            }
+        }
+        if let Some(allow) = origin.and_then(|o| self.allow(o)) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(EXPOSED_HEADERS),
+            );
+        }
+    }
+
+    /// Adds the headers of a preflight answer for a route allowing `methods`.
+    pub(crate) fn preflight(
+        &self,
+        origin: Option<&HeaderValue>,
+        methods: &'static str,
+        headers: &mut HeaderMap,
+    ) {
+        if let CorsOrigins::List(list) = self {
+            if !list.is_empty() {
+                headers.append(header::VARY, HeaderValue::from_static("Origin"));
+            }
+        }
+        if let Some(allow) = origin.and_then(|o| self.allow(o)) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static(methods),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static(ALLOWED_HEADERS),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from(MAX_AGE_SECS),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_origin_is_echoed_and_others_get_nothing() {
+        let c = CorsOrigins::parse("https://app.example, http://localhost:3000/").unwrap();
+        let mut h = HeaderMap::new();
+        c.decorate(
+            Some(&HeaderValue::from_static("http://localhost:3000")),
+            &mut h,
+        );
+        assert_eq!(
+            h[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "http://localhost:3000"
+        );
+        let mut h = HeaderMap::new();
+        c.decorate(
+            Some(&HeaderValue::from_static("https://evil.example")),
+            &mut h,
+        );
+        assert!(h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+        assert_eq!(h[header::VARY], "Origin");
+    }
+
+    #[test]
+    fn star_allows_every_origin() {
+        let mut h = HeaderMap::new();
+        CorsOrigins::Any.decorate(Some(&HeaderValue::from_static("https://x.example")), &mut h);
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    }
+
+    #[test]
+    fn origins_with_paths_or_without_scheme_are_refused() {
+        for bad in [
+            "app.example",
+            "https://app.example/path",
+            "ftp://x",
+            "https://",
+        ] {
+            assert!(CorsOrigins::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The HTTP boundary's one error type, and the one place that maps it to a status and an
+//! RFC 9457 problem document.
+
+use http::{HeaderValue, Response, StatusCode, header};
+use serde::Serialize;
+
+use crate::auth::AuthError;
+use crate::config::ConfigError;
+use crate::store::StoreError;
+use crate::validation::FieldError;
+
+/// Seconds a client should wait before retrying when the database cannot be reached.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// Everything a request can fail with. [`ApiError::status`] is the only mapping to HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body is not JSON or not an object.
+    #[error("{0}")]
+    MalformedBody(&'static str),
+    /// 400: query parameters that are not allowed values, each named.
+    #[error("invalid query parameter")]
+    InvalidQuery(Vec<FieldError>),
+    /// 400: a request header that cannot be understood, named.
+    #[error("invalid {0} header")]
+    InvalidHeader(&'static str),
+    /// 401: no usable bearer token.
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
+    /// 403: the path names another user than the token.
+    #[error("the path names another user than the token")]
+    Forbidden,
+    /// 404: no such route, or no such task for this user.
+    #[error("not found")]
+    NotFound,
+    /// 405: the route exists with other methods.
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+    /// 412: `If-Match` names a version that is not the current one.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// 413: the body is larger than [`crate::MAX_BODY_BYTES`].
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 415: a body that is not `application/json`.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// 422: field problems, every one found.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// 422: an `Idempotency-Key` reused for a different body.
+    #[error("idempotency key reused")]
+    IdempotencyKeyReused,
+    /// 500: the service is misconfigured; names the settings, never their values.
+    #[error(transparent)]
+    Misconfigured(#[from] ConfigError),
+    /// 503: the store cannot be reached now.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// 500: anything else. The cause is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::VersionConflict => ApiError::PreconditionFailed,
+            StoreError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
+            StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
+            StoreError::Other(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+/// An RFC 9457 problem document, as sent.
+#[derive(Debug, Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    code: &'static str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [FieldError],
+    request_id: &'a str,
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedBody(_) | ApiError::InvalidQuery(_) | ApiError::InvalidHeader(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation(_) | ApiError::IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Misconfigured(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The stable machine code sent as the problem's `code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MalformedBody(_) => "malformed_body",
+            ApiError::InvalidQuery(_) => "invalid_parameter",
+            ApiError::InvalidHeader(_) => "invalid_header",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::PreconditionFailed => "precondition_failed",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::Misconfigured(_) => "configuration_error",
+            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::MalformedBody(_) => "Malformed body",
+            ApiError::InvalidQuery(_) => "Invalid query parameter",
+            ApiError::InvalidHeader(_) => "Invalid header",
+            ApiError::Unauthorized(_) => "Unauthorized",
+            ApiError::Forbidden => "Forbidden",
+            ApiError::NotFound => "Not found",
+            ApiError::MethodNotAllowed(_) => "Method not allowed",
+            ApiError::PreconditionFailed => "Precondition failed",
+            ApiError::PayloadTooLarge => "Payload too large",
+            ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::Validation(_) => "Validation failed",
+            ApiError::IdempotencyKeyReused => "Idempotency key reused",
+            ApiError::Misconfigured(_) => "Service misconfigured",
+            ApiError::Unavailable(_) => "Service unavailable",
+            ApiError::Internal(_) => "Internal server error",
+        }
+    }
+
+    /// One human sentence for `detail`: safe to send, never an internal cause.
+    fn detail(&self) -> String {
+        match self {
+            ApiError::MalformedBody(why) => (*why).to_owned(),
+            ApiError::InvalidQuery(errors) | ApiError::Validation(errors) => summary(errors),
+            ApiError::InvalidHeader(name) => format!("the {name} header is not valid"),
+            ApiError::Unauthorized(e) => e.description().to_owned(),
+            ApiError::Forbidden => "the path names a different user than the token".to_owned(),
+            ApiError::NotFound => "no such resource".to_owned(),
+            ApiError::MethodNotAllowed(allow) => format!("this route allows {allow}"),
+            ApiError::PreconditionFailed => {
+                "the task has changed since the ETag in If-Match was issued".to_owned()
+            }
+            ApiError::PayloadTooLarge => "the body must be at most 65536 bytes".to_owned(),
+            ApiError::UnsupportedMediaType => "the body must be application/json".to_owned(),
+            ApiError::IdempotencyKeyReused => {
+                "this Idempotency-Key was already used with a different body".to_owned()
+            }
+            ApiError::Misconfigured(e) => e.to_string(),
+            ApiError::Unavailable(_) => "the database cannot be reached; retry later".to_owned(),
+            ApiError::Internal(_) => {
+                "an internal error occurred; quote the request_id when reporting it".to_owned()
+            }
+        }
+    }
+
+    /// The cause to log for a server-side failure (never sent to the client).
+    pub fn log_cause(&self) -> Option<String> {
+        match self {
+            ApiError::Internal(_) | ApiError::Unavailable(_) | ApiError::Misconfigured(_) => {
+                Some(self.to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// The problem+json response, with the headers this error needs.
+    pub(crate) fn to_response(&self, request_id: &str) -> Response<Vec<u8>> {
+        let errors = match self {
+            ApiError::InvalidQuery(e) | ApiError::Validation(e) => e.as_slice(),
+            _ => &[],
+        };
+        let problem = Problem {
+            kind: format!("urn:task-api:problem:{}", self.code()),
+            title: self.title(),
+            status: self.status().as_u16(),
+            detail: self.detail(),
+            code: self.code(),
+            errors,
+            request_id,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = Response::new(body);
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match self {
+            ApiError::Unauthorized(e) => {
+                if let Ok(v) = HeaderValue::from_str(&e.www_authenticate()) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            ApiError::MethodNotAllowed(allow) => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+fn summary(errors: &[FieldError]) -> String {
+    match errors {
+        [one] => one.message.to_string(),
+        many => {
+            let mut fields: Vec<&str> = many.iter().map(|e| e.field.as_ref()).collect();
+            fields.dedup();
+            format!("{} problems found, in: {}", many.len(), fields.join(", "))
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The task (todo) API as a library: an `http::Request` in, an `http::Response` out.
+//!
+//! `task-api-core` implements the whole HTTP contract of the task service (routing, JWT
+//! checks, validation, per-user isolation, ETags, idempotent creation, keyset paging, CORS,
+//! problem+json errors and the OpenAPI document) with no I/O of its own. A host brings the
+//! request, the current time, a configuration and a [`TaskStore`]; the Spin component is one
+//! such host, an axum server or a test is another.
+//!
+//! ```
+//! use http::Request;
+//! use jwt_simple::prelude::*;
+//! use task_api_core::{Api, Config, MemoryStore, RequestContext, Timestamp};
+//!
+//! let secret = "an example secret of at least 32 bytes!";
+//! let config = Config::from_lookup(|name| (name == "jwt_secret").then(|| secret.into())).unwrap();
+//! let api = Api::new(MemoryStore::new(), config);
+//!
+//! let claims = Claims::create(Duration::from_hours(1)).with_subject("u1");
+//! let token = HS256Key::from_bytes(secret.as_bytes()).authenticate(claims).unwrap();
+//! let request = Request::post("/api/tasks")
+//!     .header("authorization", format!("Bearer {token}"))
+//!     .header("content-type", "application/json")
+//!     .body(br#"{"title":"Buy milk"}"#.to_vec())
+//!     .unwrap();
+//! let now = Timestamp::from_system_time(std::time::SystemTime::now());
+//! let response = pollster::block_on(api.handle(request, RequestContext::new(now, "req-1")));
+//! assert_eq!(response.status(), 201);
+//! assert_eq!(response.headers()["location"], "/api/tasks/1");
+//! ```
+//!
+//! Bring your own store by implementing [`TaskStore`]: one async method per operation, each
+//! taking the owner's [`UserId`].
+
+#![warn(missing_docs)]
+
+mod auth;
+mod config;
+mod cors;
+mod error;
+mod handler;
+mod listing;
+mod memory;
+mod openapi;
+mod routes;
+mod store;
+mod task;
+mod time;
+mod validation;
+
+pub use auth::{
+    Algorithm, AuthError, JwtSecret, JwtVerifier, LEEWAY_SECS, MAX_TOKEN_BYTES, MIN_SECRET_BYTES,
+};
+pub use config::{Config, ConfigError, ConfigProblem, SETTINGS, Setting};
+pub use cors::{ALLOWED_HEADERS, EXPOSED_HEADERS, MAX_AGE_SECS};
+pub use error::{ApiError, RETRY_AFTER_SECS};
+pub use handler::{Api, MAX_BODY_BYTES, RequestLog, VERSION};
+pub use listing::{
+    DEFAULT_LIMIT, Direction, ListQuery, MAX_LIMIT, MAX_SEARCH_CHARS, Position, Sort, SortKey,
+    SortValue, StatusFilter,
+};
+pub use memory::MemoryStore;
+pub use openapi::openapi_document;
+pub use store::{
+    Created, IDEMPOTENCY_TTL_MS, Idempotency, IdempotencyKey, Page, StoreError, TaskStore,
+};
+pub use task::{
+    Completion, DESCRIPTION_MAX_CHARS, Description, NewTask, Priority, TITLE_MAX_CHARS, Task,
+    TaskId, TaskPatch, TaskPatchBuilder, Title, USER_ID_MAX_CHARS, UserId, Version,
+};
+pub use time::{DueDate, Timestamp};
+pub use validation::FieldError;
+
+/// What a host hands [`Api::handle`] besides the request: the current time and a fresh
+/// request id, used when the caller did not send a sane `X-Request-Id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestContext {
+    /// The time of the request.
+    pub now: Timestamp,
+    /// A new unique id, from the host's randomness.
+    pub request_id: String,
+}
+
+impl RequestContext {
+    /// A context at `now` with a fresh `request_id`.
+    ///
+    /// ```
+    /// use task_api_core::{RequestContext, Timestamp};
+    /// let ctx = RequestContext::new(Timestamp::from_millis(0), "req-1");
+    /// assert_eq!(ctx.request_id, "req-1");
+    /// ```
+    pub fn new(now: Timestamp, request_id: impl Into<String>) -> Self {
+        RequestContext {
+            now,
+            request_id: request_id.into(),
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! An in-memory [`TaskStore`]: the same ordering, cursors, conflicts and idempotency as the
+//! SQL stores, for embedders that want no database and for fast tests of the handler.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::listing::ListQuery;
+use crate::store::{Created, IDEMPOTENCY_TTL_MS, Idempotency, Page, StoreError, TaskStore};
+use crate::task::{Completion, NewTask, Task, TaskId, TaskPatch, UserId, Version};
+use crate::time::Timestamp;
+
+/// Tasks held in memory, behind one mutex. Ids are unique across users, starting at 1.
+///
+/// ```
+/// use task_api_core::{MemoryStore, NewTask, TaskStore, Timestamp, Title, UserId};
+/// let store = MemoryStore::new();
+/// let user = UserId::parse("u1").unwrap();
+/// let new = NewTask::new(Title::parse("Buy milk").unwrap());
+/// let created = pollster::block_on(store.create(&user, new, None, Timestamp::from_millis(0))).unwrap();
+/// let other = UserId::parse("u2").unwrap();
+/// assert!(pollster::block_on(store.get(&other, created.task.id)).is_err());
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    last_id: i64,
+    tasks: HashMap<UserId, BTreeMap<TaskId, Task>>,
+    keys: HashMap<(UserId, String), KeyRecord>,
+}
+
+#[derive(Debug)]
+struct KeyRecord {
+    fingerprint: String,
+    task: TaskId,
+    at: Timestamp,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing that runs under the lock can panic half-way through a change (changes only
+        // assign fields), so the data behind a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl State {
+    /// The user's task `id`, if it is at `expected` (when given).
+    fn task_mut(
+        &mut self,
+        user: &UserId,
+        id: TaskId,
+        expected: Option<Version>,
+    ) -> Result<&mut Task, StoreError> {
+        let task = self
+            .tasks
+            .get_mut(user)
+            .and_then(|t| t.get_mut(&id))
+            .ok_or(StoreError::NotFound)?;
+        match expected {
+            Some(v) if v != task.version => Err(StoreError::VersionConflict),
+            _ => Ok(task),
+        }
+    }
+}
+
+impl TaskStore for MemoryStore {
+    async fn create(
+        &self,
+        user: &UserId,
+        task: NewTask,
+        idempotency: Option<Idempotency>,
+        now: Timestamp,
+    ) -> Result<Created, StoreError> {
+        let mut state = self.lock();
+        if let Some(idem) = &idempotency {
+            let slot = (user.clone(), idem.key.as_str().to_owned());
+            if let Some(rec) = state.keys.get(&slot) {
+                if now.as_millis() - rec.at.as_millis() < IDEMPOTENCY_TTL_MS {
+                    if rec.fingerprint != idem.fingerprint {
+                        return Err(StoreError::IdempotencyKeyReused);
+                    }
+                    let id = rec.task;
+                    let task = state.task_mut(user, id, None)?.clone();
+                    return Ok(Created {
+                        task,
+                        replayed: true,
+                    });
+                }
+            }
+        }
+        state.last_id += 1;
+        let id = TaskId::new(state.last_id)
+            .ok_or_else(|| StoreError::Other("task ids exhausted".into()))?;
+        let task = Task::create(id, user.clone(), task, now);
+        state
+            .tasks
+            .entry(user.clone())
+            .or_default()
+            .insert(id, task.clone());
+        if let Some(idem) = idempotency {
+            state.keys.insert(
+                (user.clone(), idem.key.as_str().to_owned()),
+                KeyRecord {
+                    fingerprint: idem.fingerprint,
+                    task: id,
+                    at: now,
+                },
+            );
+        }
+        Ok(Created {
+            task,
+            replayed: false,
+        })
+    }
+
+    async fn get(&self, user: &UserId, id: TaskId) -> Result<Task, StoreError> {
+        Ok(self.lock().task_mut(user, id, None)?.clone())
+    }
+
+    async fn list(&self, user: &UserId, query: &ListQuery) -> Result<Page, StoreError> {
+        let state = self.lock();
+        let Some(tasks) = state.tasks.get(user) else {
+            return Ok(Page::default());
+        };
+        let sort = query.sort();
+        let mut matching: Vec<_> = tasks
+            .values()
+            .filter(|t| query.matches(t))
+            .map(|t| (sort.key.value_of(t), t))
+            .collect();
+        let total = matching.len() as u64;
+        matching.retain(|(_, t)| query.is_after_cursor(t));
+        let limit = query.limit() as usize;
+        let has_more = matching.len() > limit;
+        // Only the page needs to be in order: select it, then sort it.
+        let by = |a: &(crate::SortValue, &Task), b: &(crate::SortValue, &Task)| {
+            sort.compare((&a.0, a.1.id), (&b.0, b.1.id))
+        };
+        if has_more {
+            matching.select_nth_unstable_by(limit, by);
+            matching.truncate(limit);
+        }
+        matching.sort_unstable_by(by);
+        Ok(Page {
+            tasks: matching.into_iter().map(|(_, t)| t.clone()).collect(),
+            total,
+            has_more,
+        })
+    }
+
+    async fn update(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        patch: &TaskPatch,
+        expected: Option<Version>,
+        now: Timestamp,
+    ) -> Result<Task, StoreError> {
+        let mut state = self.lock();
+        let task = state.task_mut(user, id, expected)?;
+        task.apply(patch, now);
+        Ok(task.clone())
+    }
+
+    async fn set_completion(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        completion: Completion,
+        expected: Option<Version>,
+        now: Timestamp,
+    ) -> Result<Task, StoreError> {
+        let mut state = self.lock();
+        let task = state.task_mut(user, id, expected)?;
+        let completed = match completion {
+            Completion::Toggle => !task.completed,
+            Completion::Set(c) => c,
+        };
+        task.set_completed(completed, now);
+        Ok(task.clone())
+    }
+
+    async fn delete(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        expected: Option<Version>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state.task_mut(user, id, expected)?;
+        if let Some(tasks) = state.tasks.get_mut(user) {
+            tasks.remove(&id);
+        }
+        Ok(())
+    }
+
+    async fn clear_completed(&self, user: &UserId) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let Some(tasks) = state.tasks.get_mut(user) else {
+            return Ok(0);
+        };
+        let before = tasks.len();
+        tasks.retain(|_, t| !t.completed);
+        Ok((before - tasks.len()) as u64)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,244 @@
+//! The route table: which paths exist, under which bases, with which methods.
+//!
+//! Paths are matched by segments, never by regular expressions. A trailing slash is ignored.
+//! `/api/tasks…` and `/api/v1/tasks…` are always the token-scoped base, so a user whose id
+//! is literally `tasks` or `v1` uses that base.
+
+use std::borrow::Cow;
+
+use http::Method;
+
+/// What a path leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Endpoint {
+    Health,
+    Ready,
+    OpenApi,
+    TaskCollection,
+    TaskItem,
+    TaskCompletion,
+}
+
+impl Endpoint {
+    /// The methods it answers, as an `Allow` header value.
+    pub(crate) fn allow(self) -> &'static str {
+        match self {
+            Endpoint::Health | Endpoint::Ready | Endpoint::OpenApi => "GET, HEAD, OPTIONS",
+            Endpoint::TaskCollection => "GET, HEAD, POST, DELETE, OPTIONS",
+            Endpoint::TaskItem => "GET, HEAD, PUT, PATCH, DELETE, OPTIONS",
+            Endpoint::TaskCompletion => "PATCH, OPTIONS",
+        }
+    }
+
+    /// Whether it answers `method`.
+    pub(crate) fn allows(self, method: &Method) -> bool {
+        self.allow().split(", ").any(|m| m == method.as_str())
+    }
+}
+
+/// The four task bases, as templates.
+pub(crate) const TASK_BASES: [&str; 4] = ["/api/{user_id}", "/api/v1/{user_id}", "/api", "/api/v1"];
+
+/// The task endpoints, as templates after the base.
+pub(crate) const TASK_PATHS: [(&str, Endpoint); 4] = [
+    ("/tasks", Endpoint::TaskCollection),
+    ("/tasks/{id}", Endpoint::TaskItem),
+    ("/tasks/{id}/complete", Endpoint::TaskCompletion),
+    ("/tasks/{id}/toggle-status", Endpoint::TaskCompletion),
+];
+
+/// The routes outside the task bases.
+pub(crate) const OTHER_PATHS: [(&str, Endpoint); 3] = [
+    ("/health", Endpoint::Health),
+    ("/health/ready", Endpoint::Ready),
+    ("/openapi.json", Endpoint::OpenApi),
+];
+
+/// Every path template the router serves, with its endpoint.
+#[cfg(test)]
+pub(crate) fn templates() -> Vec<(String, Endpoint)> {
+    let tasks = TASK_BASES
+        .iter()
+        .flat_map(|b| TASK_PATHS.iter().map(move |(p, e)| (format!("{b}{p}"), *e)));
+    OTHER_PATHS
+        .iter()
+        .map(|(p, e)| ((*p).to_owned(), *e))
+        .chain(tasks)
+        .collect()
+}
+
+/// A matched path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Route<'a> {
+    pub(crate) endpoint: Endpoint,
+    /// For task routes: the base as requested (`/api/u1`, `/api/v1`), used for `Location`.
+    pub(crate) base: &'a str,
+    /// The index in [`TASK_BASES`] of the base's template (for logs).
+    pub(crate) base_template: usize,
+    /// The user named by the path, percent-decoded, for user-scoped bases.
+    pub(crate) path_user: Option<Cow<'a, str>>,
+    /// The raw `{id}` segment, for item and completion routes.
+    pub(crate) task_id: Option<&'a str>,
+    /// The index in [`TASK_PATHS`] or [`OTHER_PATHS`] of the matched template.
+    template: usize,
+}
+
+impl Route<'_> {
+    /// The matched template, for logs (`/api/{user_id}/tasks/{id}`).
+    pub(crate) fn pattern(&self) -> String {
+        match self.endpoint {
+            Endpoint::Health | Endpoint::Ready | Endpoint::OpenApi => {
+                OTHER_PATHS[self.template].0.to_owned()
+            }
+            _ => format!(
+                "{}{}",
+                TASK_BASES[self.base_template], TASK_PATHS[self.template].0
+            ),
+        }
+    }
+}
+
+/// Matches `path` against the table.
+pub(crate) fn resolve(path: &str) -> Option<Route<'_>> {
+    let path = match path.strip_suffix('/') {
+        Some(p) if !p.is_empty() => p,
+        _ => path,
+    };
+    if let Some(i) = OTHER_PATHS.iter().position(|(p, _)| *p == path) {
+        return Some(Route {
+            endpoint: OTHER_PATHS[i].1,
+            base: "",
+            base_template: 0,
+            path_user: None,
+            task_id: None,
+            template: i,
+        });
+    }
+    let rest = path.strip_prefix("/api/")?;
+    let segs: Vec<&str> = rest.split('/').collect();
+    if segs.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    // (index of the first segment after the base, base template, user segment)
+    let (skip, base_template, user) = match segs.as_slice() {
+        ["tasks", ..] => (0, 2, None),
+        ["v1", "tasks", ..] | ["v1"] => (1, 3, None),
+        ["v1", user, ..] => (2, 1, Some(*user)),
+        [user, ..] => (1, 0, Some(*user)),
+        [] => return None,
+    };
+    let after = &segs[skip..];
+    let (template, task_id) = match after {
+        ["tasks"] => (0, None),
+        ["tasks", id] => (1, Some(*id)),
+        ["tasks", id, "complete"] => (2, Some(*id)),
+        ["tasks", id, "toggle-status"] => (3, Some(*id)),
+        _ => return None,
+    };
+    let base_len = "/api/".len() + segs[..skip].iter().map(|s| s.len() + 1).sum::<usize>();
+    Some(Route {
+        endpoint: TASK_PATHS[template].1,
+        base: path[..base_len].trim_end_matches('/'),
+        base_template,
+        path_user: user.map(|u| percent_encoding::percent_decode_str(u).decode_utf8_lossy()),
+        task_id,
+        template,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(path: &str) -> (Endpoint, &str, Option<String>, Option<&str>) {
+        let r = resolve(path).unwrap_or_else(|| panic!("{path} should route"));
+        (
+            r.endpoint,
+            r.base,
+            r.path_user.map(|u| u.into_owned()),
+            r.task_id,
+        )
+    }
+
+    #[test]
+    fn token_scoped_bases() {
+        assert_eq!(
+            route("/api/tasks"),
+            (Endpoint::TaskCollection, "/api", None, None)
+        );
+        assert_eq!(
+            route("/api/v1/tasks/7"),
+            (Endpoint::TaskItem, "/api/v1", None, Some("7"))
+        );
+    }
+
+    #[test]
+    fn user_scoped_bases() {
+        assert_eq!(
+            route("/api/u1/tasks/7/complete"),
+            (
+                Endpoint::TaskCompletion,
+                "/api/u1",
+                Some("u1".into()),
+                Some("7")
+            )
+        );
+        assert_eq!(
+            route("/api/v1/u1/tasks/7/toggle-status"),
+            (
+                Endpoint::TaskCompletion,
+                "/api/v1/u1",
+                Some("u1".into()),
+                Some("7")
+            )
+        );
+    }
+
+    #[test]
+    fn user_segment_is_percent_decoded() {
+        assert_eq!(route("/api/a%40b.c/tasks").2.as_deref(), Some("a@b.c"));
+    }
+
+    #[test]
+    fn users_named_tasks_or_v1_use_the_token_scoped_base() {
+        assert_eq!(route("/api/tasks/tasks").1, "/api");
+        assert_eq!(route("/api/v1/tasks").2, None);
+        // With the v1 prefix, a user id `v1` is unambiguous.
+        assert_eq!(route("/api/v1/v1/tasks").2.as_deref(), Some("v1"));
+    }
+
+    #[test]
+    fn trailing_slash_is_ignored() {
+        assert_eq!(route("/api/u1/tasks/"), route("/api/u1/tasks"));
+        assert_eq!(route("/health/").0, Endpoint::Health);
+    }
+
+    #[test]
+    fn unknown_paths_do_not_route() {
+        for p in [
+            "/",
+            "/api",
+            "/api/",
+            "/api/u1",
+            "/api/u1/task",
+            "/api//tasks",
+            "/api/u1/tasks/1/x",
+            "/api/u1/tasks//",
+            "/tasks",
+            "/health/live",
+            "/api/u1/tasks/1/complete/x",
+        ] {
+            assert!(resolve(p).is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn every_template_routes_to_its_endpoint() {
+        for (t, e) in templates() {
+            let path = t.replace("{user_id}", "someone").replace("{id}", "1");
+            let r = resolve(&path).unwrap_or_else(|| panic!("{t}"));
+            assert_eq!(r.endpoint, e, "{t}");
+            assert_eq!(r.pattern(), t);
+        }
+    }
+}

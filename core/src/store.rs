@@ -1,0 +1,161 @@
+//! The storage trait: one async method per API operation, each taking the [`UserId`].
+//!
+//! There is no method that reads or writes a task without naming its owner, so a store that
+//! filters by owner in each method cannot leak one user's tasks to another. Each method is
+//! shaped so that a SQL store can do it in one round trip: create returns the row, update,
+//! completion and delete are conditional on the owner and the expected version, and list
+//! returns the page together with the total.
+
+use std::fmt;
+
+use crate::listing::ListQuery;
+use crate::task::{Completion, NewTask, Task, TaskId, TaskPatch, UserId, Version};
+use crate::time::Timestamp;
+
+/// How long an idempotency key is remembered, in milliseconds (24 hours).
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// What a store can fail with. The handler maps each kind to one HTTP status.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// No such task for this user (also: the task belongs to someone else). → 404
+    #[error("not found")]
+    NotFound,
+    /// The task exists but is not at the expected version. → 412
+    #[error("version conflict")]
+    VersionConflict,
+    /// The idempotency key was used before with a different body. → 422
+    #[error("idempotency key reused with a different body")]
+    IdempotencyKeyReused,
+    /// The backing store cannot be reached now; the cause is logged. → 503 with Retry-After
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the cause is logged, never sent. → 500
+    #[error("{0}")]
+    Other(String),
+}
+
+/// An `Idempotency-Key` header value: 1 to 255 printable ASCII characters.
+///
+/// ```
+/// use task_api_core::IdempotencyKey;
+/// assert!(IdempotencyKey::parse("order-7f3a").is_some());
+/// assert!(IdempotencyKey::parse("").is_none());
+/// assert!(IdempotencyKey::parse("caf\u{e9}").is_none());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// A key, if `s` is 1 to 255 characters from space to `~`.
+    pub fn parse(s: &str) -> Option<Self> {
+        ((1..=255).contains(&s.len()) && s.bytes().all(|b| (0x20..=0x7e).contains(&b)))
+            .then(|| IdempotencyKey(s.to_owned()))
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("IdempotencyKey").field(&self.0).finish()
+    }
+}
+
+/// An idempotent create: the key and the digest of the body it came with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Idempotency {
+    /// The client's key, scoped to the user.
+    pub key: IdempotencyKey,
+    /// [`NewTask::fingerprint`] of the request that used the key.
+    pub fingerprint: String,
+}
+
+/// What a create did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Created {
+    /// The task: new, or the one an earlier request with the same key created.
+    pub task: Task,
+    /// Whether this was a replay of an earlier request.
+    pub replayed: bool,
+}
+
+/// One page of a list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    /// At most `limit` tasks, in the query's order, after the query's cursor.
+    pub tasks: Vec<Task>,
+    /// Every task matching the filters, ignoring the cursor and limit.
+    pub total: u64,
+    /// Whether more tasks follow this page.
+    pub has_more: bool,
+}
+
+/// Where tasks live. Every method takes the owner; a task of another user is reported as
+/// [`StoreError::NotFound`], never as anything that tells it exists.
+///
+/// `now` is passed in by the caller so that every store stamps times alike; a store keeps
+/// `updated_at` from going backwards when clocks disagree.
+///
+/// The futures are not required to be `Send`: a Spin component runs one request on one
+/// thread. A store whose futures are `Send` (the [`crate::MemoryStore`]'s are) makes
+/// [`crate::Api::handle`]'s future `Send` too, so it can serve from a multi-threaded runtime.
+#[allow(async_fn_in_trait)] // Send-ness follows the implementing type; see above
+pub trait TaskStore {
+    /// Creates a task for `user`. With `idempotency`, a key already used by this user
+    /// within [`IDEMPOTENCY_TTL_MS`] returns the task it created (`replayed`), or
+    /// [`StoreError::IdempotencyKeyReused`] if the fingerprint differs, or
+    /// [`StoreError::NotFound`] if that task has since been deleted.
+    async fn create(
+        &self,
+        user: &UserId,
+        task: NewTask,
+        idempotency: Option<Idempotency>,
+        now: Timestamp,
+    ) -> Result<Created, StoreError>;
+
+    /// The task `id` of `user`.
+    async fn get(&self, user: &UserId, id: TaskId) -> Result<Task, StoreError>;
+
+    /// One page of `user`'s tasks matching `query`, and how many match in all.
+    async fn list(&self, user: &UserId, query: &ListQuery) -> Result<Page, StoreError>;
+
+    /// Applies `patch` to task `id` of `user` if it is at version `expected` (when given),
+    /// returning the task as changed.
+    async fn update(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        patch: &TaskPatch,
+        expected: Option<Version>,
+        now: Timestamp,
+    ) -> Result<Task, StoreError>;
+
+    /// Toggles or sets `completed` on task `id` of `user` atomically, if it is at version
+    /// `expected` (when given).
+    async fn set_completion(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        completion: Completion,
+        expected: Option<Version>,
+        now: Timestamp,
+    ) -> Result<Task, StoreError>;
+
+    /// Deletes task `id` of `user` if it is at version `expected` (when given).
+    async fn delete(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        expected: Option<Version>,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes every completed task of `user`, returning how many went.
+    async fn clear_completed(&self, user: &UserId) -> Result<u64, StoreError>;
+
+    /// One cheap round trip to the backing store, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
