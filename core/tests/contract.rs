@@ -1,0 +1,1621 @@
+//! The HTTP contract (../shared/CONTRACT.md), one test per behaviour, through the public
+//! `Api::handle` over the in-memory store.
+
+mod support;
+
+use http::Request;
+use serde_json::{Value, json};
+use support::{TestApp, token_at};
+use task_api_core::{
+    Completion, Created, ListQuery, NewTask, Page, StoreError, Task, TaskId, TaskPatch, TaskStore,
+    Timestamp, UserId, Version,
+};
+
+// ---------------------------------------------------------------- service routes
+
+#[test]
+fn health_is_ok_without_auth() {
+    let app = TestApp::new();
+    let r = app.call("GET", "/health", None, None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["status"], "ok");
+    assert_eq!(r.json["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn ready_is_ok_when_the_store_answers() {
+    let r = TestApp::new().call("GET", "/health/ready", None, None);
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (200, json!({"status": "ok", "database": "ok"}))
+    );
+}
+
+#[test]
+fn ready_is_503_with_retry_after_when_the_store_is_down() {
+    let app = TestApp::over(DownStore, support::config(&[]));
+    let r = app.call("GET", "/health/ready", None, None);
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.json,
+        json!({"status": "unavailable", "database": "unreachable"})
+    );
+    assert_eq!(r.header("retry-after"), Some("5"));
+}
+
+#[test]
+fn health_stays_200_when_the_store_is_down() {
+    let app = TestApp::over(DownStore, support::config(&[]));
+    assert_eq!(app.call("GET", "/health", None, None).status, 200);
+}
+
+#[test]
+fn task_route_is_503_with_retry_after_when_the_store_is_down() {
+    let app = TestApp::over(DownStore, support::config(&[]));
+    let r = app.call("GET", "/api/tasks", Some("u1"), None);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json["code"], "service_unavailable");
+    assert_eq!(r.header("retry-after"), Some("5"));
+}
+
+#[test]
+fn internal_store_error_is_500_without_internal_detail() {
+    let app = TestApp::over(BrokenStore, support::config(&[]));
+    let r = app.call("GET", "/api/tasks", Some("u1"), None);
+    assert_eq!(r.status, 500);
+    let body = String::from_utf8(r.raw.body().clone()).unwrap();
+    assert!(!body.contains("hunter2"), "{body}");
+    assert_eq!(r.json["code"], "internal_error");
+    // The cause goes to the host's log, under the request id.
+    let log = r
+        .raw
+        .extensions()
+        .get::<task_api_core::RequestLog>()
+        .unwrap();
+    assert!(log.error.as_deref().unwrap().contains("hunter2"));
+    assert_eq!(r.json["request_id"], log.request_id.as_str());
+}
+
+#[test]
+fn openapi_document_is_served_without_auth() {
+    let r = TestApp::new().call("GET", "/openapi.json", None, None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json["openapi"], "3.1.0");
+    assert!(r.json["paths"]["/api/{user_id}/tasks"]["get"].is_object());
+}
+
+#[test]
+fn unknown_route_is_404_problem() {
+    let r = TestApp::new().call("GET", "/nope", Some("u1"), None);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(r.json["status"], 404);
+}
+
+#[test]
+fn wrong_method_is_405_with_allow() {
+    let app = TestApp::new();
+    let r = app.call("PUT", "/api/tasks", Some("u1"), None);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST, DELETE, OPTIONS"));
+    let r = app.call("GET", "/api/tasks/1/complete", Some("u1"), None);
+    assert_eq!((r.status, r.header("allow")), (405, Some("PATCH, OPTIONS")));
+}
+
+#[test]
+fn head_answers_like_get_without_a_body() {
+    let r = TestApp::new().call("HEAD", "/health", None, None);
+    assert_eq!(r.status, 200);
+    assert!(r.raw.body().is_empty());
+}
+
+#[test]
+fn options_without_origin_lists_the_allowed_methods() {
+    let r = TestApp::new().call("OPTIONS", "/api/u1/tasks/5", None, None);
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("allow"),
+        Some("GET, HEAD, PUT, PATCH, DELETE, OPTIONS")
+    );
+}
+
+// ---------------------------------------------------------------- authentication
+
+#[test]
+fn missing_token_is_401_without_error_attribute() {
+    let r = TestApp::new().call("GET", "/api/tasks", None, None);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"tasks\""));
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+}
+
+#[test]
+fn malformed_token_is_401_invalid_token() {
+    let app = TestApp::new();
+    let r = app.call_with(
+        "GET",
+        "/api/tasks",
+        None,
+        None,
+        &[("authorization", "Bearer not.a.jwt")],
+    );
+    assert_eq!(r.status, 401);
+    let h = r.header("www-authenticate").unwrap();
+    assert!(
+        h.starts_with("Bearer ")
+            && h.contains("error=\"invalid_token\"")
+            && h.contains("error_description=")
+    );
+}
+
+#[test]
+fn expired_token_is_401_invalid_token() {
+    let app = TestApp::new();
+    let old = token_at("u1", (support::START_MS / 1000) as u64 - 3600 - 61);
+    let r = app.call_with(
+        "GET",
+        "/api/tasks",
+        None,
+        None,
+        &[("authorization", &format!("Bearer {old}"))],
+    );
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().contains("expired"));
+}
+
+#[test]
+fn token_signed_with_another_secret_is_401() {
+    use jwt_simple::prelude::*;
+    let app = TestApp::new();
+    let claims = Claims::create(Duration::from_hours(1)).with_subject("u1");
+    let forged = HS256Key::from_bytes(b"some other secret of 32 bytes or more")
+        .authenticate(claims)
+        .unwrap();
+    let r = app.call_with(
+        "GET",
+        "/api/tasks",
+        None,
+        None,
+        &[("authorization", &format!("Bearer {forged}"))],
+    );
+    assert_eq!(r.status, 401);
+}
+
+#[test]
+fn path_user_other_than_the_token_is_403() {
+    let app = TestApp::new();
+    for path in ["/api/u2/tasks", "/api/v1/u2/tasks"] {
+        let r = app.call("GET", path, Some("u1"), None);
+        assert_eq!(
+            (r.status, r.json["code"].clone()),
+            (403, json!("forbidden")),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn path_user_equal_to_the_token_is_served() {
+    let app = TestApp::new();
+    assert_eq!(
+        app.call("GET", "/api/u1/tasks", Some("u1"), None).status,
+        200
+    );
+    assert_eq!(
+        app.call("GET", "/api/v1/u1/tasks", Some("u1"), None).status,
+        200
+    );
+}
+
+#[test]
+fn percent_encoded_path_user_is_compared_decoded() {
+    let app = TestApp::new();
+    assert_eq!(
+        app.call(
+            "GET",
+            "/api/ann%40example.com/tasks",
+            Some("ann@example.com"),
+            None
+        )
+        .status,
+        200
+    );
+}
+
+#[test]
+fn short_secret_refuses_task_routes_with_500_naming_the_setting() {
+    let app = TestApp::with_config(&[("jwt_secret", "short")]);
+    let r = app.call("GET", "/api/tasks", Some("u1"), None);
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json["code"], "configuration_error");
+    let detail = r.json["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("jwt_secret") && !detail.contains("short"),
+        "{detail}"
+    );
+    let log = r
+        .raw
+        .extensions()
+        .get::<task_api_core::RequestLog>()
+        .unwrap();
+    assert!(log.error.as_deref().unwrap().contains("jwt_secret"));
+    assert_eq!(app.call("GET", "/health", None, None).status, 200);
+}
+
+// ---------------------------------------------------------------- create
+
+#[test]
+fn create_returns_201_with_location_etag_and_the_task() {
+    let app = TestApp::new();
+    let r = app.create("u1", json!({"title": "Buy milk", "description": "2 litres", "priority": "high", "due_date": "2026-12-01"}));
+    let t = r.task();
+    assert_eq!(t["title"], "Buy milk");
+    assert_eq!(t["description"], "2 litres");
+    assert_eq!(t["priority"], "high");
+    assert_eq!(t["due_date"], "2026-12-01");
+    assert_eq!(t["user_id"], "u1");
+    assert_eq!(t["completed"], false);
+    assert_eq!(t["completed_at"], Value::Null);
+    assert_eq!(t["created_at"], t["updated_at"]);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/api/tasks/{}", r.id()).as_str())
+    );
+    assert_eq!(r.header("etag"), Some("\"v1\""));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+}
+
+#[test]
+fn created_task_has_every_field_of_the_contract() {
+    let r = TestApp::new().create("u1", json!({"title": "x"}));
+    let keys: Vec<&String> = r.task().as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "completed",
+            "completed_at",
+            "created_at",
+            "description",
+            "due_date",
+            "id",
+            "priority",
+            "title",
+            "updated_at",
+            "user_id"
+        ]
+    );
+}
+
+#[test]
+fn timestamps_are_rfc3339_utc_with_milliseconds() {
+    let r = TestApp::new().create("u1", json!({"title": "x"}));
+    let created = r.task()["created_at"].as_str().unwrap();
+    assert_eq!(created, "2026-11-21T10:15:30.001Z");
+}
+
+#[test]
+fn create_defaults_to_medium_pending_without_description_or_due_date() {
+    let r = TestApp::new().create("u1", json!({"title": "x"}));
+    assert_eq!(r.task()["priority"], "medium");
+    assert_eq!(r.task()["completed"], false);
+    assert_eq!(r.task()["description"], Value::Null);
+    assert_eq!(r.task()["due_date"], Value::Null);
+}
+
+#[test]
+fn create_completed_sets_completed_at() {
+    let r = TestApp::new().create("u1", json!({"title": "x", "completed": true}));
+    assert_eq!(r.task()["completed_at"], r.task()["created_at"]);
+}
+
+#[test]
+fn create_location_follows_the_base_used() {
+    let app = TestApp::new();
+    for base in ["/api", "/api/v1", "/api/u1", "/api/v1/u1"] {
+        let r = app.call(
+            "POST",
+            &format!("{base}/tasks"),
+            Some("u1"),
+            Some(json!({"title": "x"})),
+        );
+        assert_eq!(
+            r.header("location"),
+            Some(format!("{base}/tasks/{}", r.id()).as_str())
+        );
+    }
+}
+
+#[test]
+fn create_ignores_server_owned_fields() {
+    let r = TestApp::new().create(
+        "u1",
+        json!({"title": "x", "id": 999, "user_id": "u2", "created_at": "2000-01-01T00:00:00.000Z", "updated_at": 1, "completed_at": null}),
+    );
+    assert_ne!(r.id(), 999);
+    assert_eq!(r.task()["user_id"], "u1");
+    assert_ne!(r.task()["created_at"], "2000-01-01T00:00:00.000Z");
+}
+
+#[test]
+fn create_with_unknown_field_is_422_naming_it() {
+    let r = TestApp::new().call(
+        "POST",
+        "/api/tasks",
+        Some("u1"),
+        Some(json!({"title": "x", "colour": "red"})),
+    );
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.field_errors(),
+        [("colour".into(), "unknown_field".into())]
+    );
+}
+
+#[test]
+fn validation_problem_lists_every_field_error() {
+    let r = TestApp::new().call(
+        "POST",
+        "/api/tasks",
+        Some("u1"),
+        Some(json!({"title": "x".repeat(201), "priority": "urgent", "due_date": "2026-02-30"})),
+    );
+    assert_eq!(r.status, 422);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(r.json["code"], "validation_failed");
+    assert_eq!(r.json["title"], "Validation failed");
+    assert_eq!(r.json["status"], 422);
+    assert!(
+        r.json["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("validation_failed")
+    );
+    assert!(r.json["detail"].is_string());
+    assert_eq!(r.json["request_id"], r.header("x-request-id").unwrap());
+    assert_eq!(
+        r.field_errors(),
+        [
+            ("due_date".into(), "invalid_date".into()),
+            ("priority".into(), "invalid_value".into()),
+            ("title".into(), "too_long".into())
+        ]
+    );
+}
+
+#[test]
+fn single_field_error_is_the_detail() {
+    let r = TestApp::new().call(
+        "POST",
+        "/api/tasks",
+        Some("u1"),
+        Some(json!({"title": "x".repeat(201)})),
+    );
+    assert_eq!(r.json["detail"], "title must be 1 to 200 characters");
+}
+
+#[test]
+fn create_without_json_content_type_is_415() {
+    let app = TestApp::new();
+    let req = Request::post("/api/tasks")
+        .header("authorization", format!("Bearer {}", app.token("u1")))
+        .header("content-type", "text/plain")
+        .body(br#"{"title":"x"}"#.to_vec())
+        .unwrap();
+    assert_eq!(app.send(req).status, 415);
+    let req = Request::post("/api/tasks")
+        .header("authorization", format!("Bearer {}", app.token("u1")))
+        .body(br#"{"title":"x"}"#.to_vec())
+        .unwrap();
+    assert_eq!(app.send(req).status, 415);
+}
+
+#[test]
+fn json_content_type_with_charset_is_accepted() {
+    let app = TestApp::new();
+    let req = Request::post("/api/tasks")
+        .header("authorization", format!("Bearer {}", app.token("u1")))
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .body(br#"{"title":"x"}"#.to_vec())
+        .unwrap();
+    assert_eq!(app.send(req).status, 201);
+}
+
+#[test]
+fn malformed_json_is_400() {
+    let app = TestApp::new();
+    for body in [&b"{\"title\":"[..], b"[1,2]", b"", b"\"x\""] {
+        let req = Request::post("/api/tasks")
+            .header("authorization", format!("Bearer {}", app.token("u1")))
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .unwrap();
+        let r = app.send(req);
+        assert_eq!(
+            (r.status, r.json["code"].clone()),
+            (400, json!("malformed_body")),
+            "{body:?}"
+        );
+    }
+}
+
+#[test]
+fn body_over_64_kib_is_413() {
+    let app = TestApp::new();
+    let body = json!({"title": "x", "description": "d".repeat(70_000)});
+    let r = app.call("POST", "/api/tasks", Some("u1"), Some(body));
+    assert_eq!(r.status, 413);
+    assert_eq!(app.list("u1", "").json["meta"]["total"], 0);
+}
+
+// ---------------------------------------------------------------- get
+
+#[test]
+fn get_returns_the_task_with_its_etag() {
+    let app = TestApp::new();
+    let created = app.create("u1", json!({"title": "x"}));
+    let r = app.call(
+        "GET",
+        &format!("/api/tasks/{}", created.id()),
+        Some("u1"),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.task(), created.task());
+    assert_eq!(r.header("etag"), created.header("etag"));
+}
+
+#[test]
+fn get_with_matching_if_none_match_is_304() {
+    let app = TestApp::new();
+    let created = app.create("u1", json!({"title": "x"}));
+    let etag = created.header("etag").unwrap();
+    let path = format!("/api/tasks/{}", created.id());
+    let r = app.call_with("GET", &path, Some("u1"), None, &[("if-none-match", etag)]);
+    assert_eq!(r.status, 304);
+    assert!(r.raw.body().is_empty());
+    assert_eq!(r.header("etag"), Some(etag));
+    let weak = format!("W/{etag}");
+    assert_eq!(
+        app.call_with("GET", &path, Some("u1"), None, &[("if-none-match", &weak)])
+            .status,
+        304
+    );
+    let r = app.call_with(
+        "GET",
+        &path,
+        Some("u1"),
+        None,
+        &[("if-none-match", "\"v9\"")],
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn id_that_is_not_a_positive_64_bit_integer_is_404() {
+    let app = TestApp::new();
+    for id in [
+        "0",
+        "-1",
+        "abc",
+        "1.5",
+        "9223372036854775808",
+        "99999999999999999999",
+    ] {
+        let r = app.call("GET", &format!("/api/tasks/{id}"), Some("u1"), None);
+        assert_eq!(r.status, 404, "{id}");
+    }
+}
+
+#[test]
+fn task_that_does_not_exist_is_404() {
+    assert_eq!(
+        TestApp::new()
+            .call("GET", "/api/tasks/12345", Some("u1"), None)
+            .status,
+        404
+    );
+}
+
+// ---------------------------------------------------------------- update
+
+#[test]
+fn patch_changes_only_the_fields_sent() {
+    let app = TestApp::new();
+    let c = app.create(
+        "u1",
+        json!({"title": "a", "description": "d", "priority": "low", "due_date": "2026-12-01"}),
+    );
+    let r = app.call(
+        "PATCH",
+        &format!("/api/tasks/{}", c.id()),
+        Some("u1"),
+        Some(json!({"title": "b"})),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.task()["title"], "b");
+    for f in [
+        "description",
+        "priority",
+        "due_date",
+        "completed",
+        "created_at",
+    ] {
+        assert_eq!(r.task()[f], c.task()[f], "{f}");
+    }
+}
+
+#[test]
+fn put_is_a_partial_update_too() {
+    let app = TestApp::new();
+    let c = app.create("u1", json!({"title": "a", "priority": "high"}));
+    let r = app.call(
+        "PUT",
+        &format!("/api/tasks/{}", c.id()),
+        Some("u1"),
+        Some(json!({"description": "new"})),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        (r.task()["title"].clone(), r.task()["priority"].clone()),
+        (json!("a"), json!("high"))
+    );
+    assert_eq!(r.task()["description"], "new");
+}
+
+#[test]
+fn update_moves_updated_at_and_the_etag() {
+    let app = TestApp::new();
+    let c = app.create("u1", json!({"title": "a"}));
+    app.advance_ms(10);
+    let r = app.call(
+        "PATCH",
+        &format!("/api/tasks/{}", c.id()),
+        Some("u1"),
+        Some(json!({"priority": "low"})),
+    );
+    assert!(r.task()["updated_at"].as_str().unwrap() > c.task()["updated_at"].as_str().unwrap());
+    assert_ne!(r.header("etag"), c.header("etag"));
+}
+
+#[test]
+fn update_with_no_changeable_field_is_422() {
+    let app = TestApp::new();
+    let c = app.create("u1", json!({"title": "a"}));
+    for body in [json!({}), json!({"id": 5, "created_at": "x"})] {
+        let r = app.call(
+            "PATCH",
+            &format!("/api/tasks/{}", c.id()),
+            Some("u1"),
+            Some(body),
+        );
+        assert_eq!(r.status, 422);
+        assert_eq!(r.field_errors()[0].1, "no_changes");
+    }
+}
+
+#[test]
+fn update_with_null_title_priority_or_completed_is_422() {
+    let app = TestApp::new();
+    let c = app.create("u1", json!({"title": "a"}));
+    for field in ["title", "priority", "completed"] {
+        let r = app.call(
+            "PATCH",
+            &format!("/api/tasks/{}", c.id()),
+            Some("u1"),
+            Some(json!({ field: null })),
+        );
+        assert_eq!(r.status, 422, "{field}");
+    }
+}
+
+#[test]
+fn update_with_null_description_and_due_date_clears_them() {
+    let app = TestApp::new();
+    let c = app.create(
+        "u1",
+        json!({"title": "a", "description": "d", "due_date": "2026-12-01"}),
+    );
+    let r = app.call(
+        "PATCH",
+        &format!("/api/tasks/{}", c.id()),
+        Some("u1"),
+        Some(json!({"description": null, "due_date": null})),
+    );
+    assert_eq!(
+        (
+            r.task()["description"].clone(),
+            r.task()["due_date"].clone()
+        ),
+        (Value::Null, Value::Null)
+    );
+}
+
+#[test]
+fn update_of_completed_sets_and_clears_completed_at() {
+    let app = TestApp::new();
+    let c = app.create("u1", json!({"title": "a"}));
+    let path = format!("/api/tasks/{}", c.id());
+    let done = app.call("PATCH", &path, Some("u1"), Some(json!({"completed": true})));
+    assert_eq!(done.task()["completed_at"], done.task()["updated_at"]);
+    let again = app.call("PATCH", &path, Some("u1"), Some(json!({"completed": true})));
+    assert_eq!(
+        again.task()["completed_at"],
+        done.task()["completed_at"],
+        "already completed: kept"
+    );
+    let undone = app.call(
+        "PATCH",
+        &path,
+        Some("u1"),
+        Some(json!({"completed": false})),
+    );
+    assert_eq!(undone.task()["completed_at"], Value::Null);
+}
+
+#[test]
+fn stale_if_match_is_412_and_changes_nothing() {
+    let app = TestApp::new();
+    let c = app.create("u1", json!({"title": "a"}));
+    let path = format!("/api/tasks/{}", c.id());
+    let stale = c.header("etag").unwrap().to_owned();
+    app.call("PATCH", &path, Some("u1"), Some(json!({"title": "b"})));
+    let r = app.call_with(
+        "PATCH",
+        &path,
+        Some("u1"),
+        Some(json!({"title": "c"})),
+        &[("if-match", &stale)],
+    );
+    assert_eq!(
+        (r.status, r.json["code"].clone()),
+        (412, json!("precondition_failed"))
+    );
+    let r = app.call_with("DELETE", &path, Some("u1"), None, &[("if-match", &stale)]);
+    assert_eq!(r.status, 412);
+    let r = app.call_with(
+        "PATCH",
+        &format!("{path}/complete"),
+        Some("u1"),
+        None,
+        &[("if-match", &stale)],
+    );
+    assert_eq!(r.status, 412);
+    let now = app.call("GET", &path, Some("u1"), None);
+    assert_eq!(
+        (now.task()["title"].clone(), now.task()["completed"].clone()),
+        (json!("b"), json!(false))
+    );
+}
+
+#[test]
+fn current_if_match_succeeds() {
+    let app = TestApp::new();
+    let c = app.create("u1", json!({"title": "a"}));
+    let path = format!("/api/tasks/{}", c.id());
+    let r = app.call_with(
+        "PUT",
+        &path,
+        Some("u1"),
+        Some(json!({"title": "b"})),
+        &[("if-match", c.header("etag").unwrap())],
+    );
+    assert_eq!(r.status, 200);
+    let r = app.call_with(
+        "DELETE",
+        &path,
+        Some("u1"),
+        None,
+        &[("if-match", r.header("etag").unwrap())],
+    );
+    assert_eq!(r.status, 204);
+}
+
+#[test]
+fn if_match_star_and_lists_are_understood() {
+    let app = TestApp::new();
+    let c = app.create("u1", json!({"title": "a"}));
+    let path = format!("/api/tasks/{}", c.id());
+    let r = app.call_with(
+        "PATCH",
+        &path,
+        Some("u1"),
+        Some(json!({"title": "b"})),
+        &[("if-match", "*")],
+    );
+    assert_eq!(r.status, 200);
+    let list = format!("\"v1\", {}", r.header("etag").unwrap());
+    let r = app.call_with(
+        "PATCH",
+        &path,
+        Some("u1"),
+        Some(json!({"title": "c"})),
+        &[("if-match", &list)],
+    );
+    assert_eq!(r.status, 200);
+    let r = app.call_with(
+        "PATCH",
+        &path,
+        Some("u1"),
+        Some(json!({"title": "d"})),
+        &[("if-match", "\"v1\", \"v2\"")],
+    );
+    assert_eq!(r.status, 412);
+    let r = app.call_with(
+        "PATCH",
+        &path,
+        Some("u1"),
+        Some(json!({"title": "d"})),
+        &[("if-match", "W/\"v3\"")],
+    );
+    assert_eq!(r.status, 412, "weak tags never match If-Match");
+}
+
+#[test]
+fn malformed_if_match_is_400_naming_the_header() {
+    let app = TestApp::new();
+    let c = app.create("u1", json!({"title": "a"}));
+    let r = app.call_with(
+        "PATCH",
+        &format!("/api/tasks/{}", c.id()),
+        Some("u1"),
+        Some(json!({"title": "b"})),
+        &[("if-match", "v1")],
+    );
+    assert_eq!(
+        (r.status, r.json["code"].clone()),
+        (400, json!("invalid_header"))
+    );
+    assert!(r.json["detail"].as_str().unwrap().contains("If-Match"));
+}
+
+// ---------------------------------------------------------------- completion
+
+#[test]
+fn complete_without_body_toggles_and_stamps_completed_at() {
+    let app = TestApp::new();
+    let c = app.create("u1", json!({"title": "a"}));
+    let path = format!("/api/tasks/{}/complete", c.id());
+    let on = app.call("PATCH", &path, Some("u1"), None);
+    assert_eq!(on.status, 200);
+    assert_eq!(on.task()["completed"], true);
+    assert_eq!(on.task()["completed_at"], on.task()["updated_at"]);
+    assert!(on.header("etag").is_some());
+    let off = app.call("PATCH", &path, Some("u1"), None);
+    assert_eq!(
+        (
+            off.task()["completed"].clone(),
+            off.task()["completed_at"].clone()
+        ),
+        (json!(false), Value::Null)
+    );
+}
+
+#[test]
+fn complete_with_empty_object_toggles() {
+    let app = TestApp::new();
+    let c = app.create("u1", json!({"title": "a"}));
+    let r = app.call(
+        "PATCH",
+        &format!("/api/tasks/{}/complete", c.id()),
+        Some("u1"),
+        Some(json!({})),
+    );
+    assert_eq!(r.task()["completed"], true);
+}
+
+#[test]
+fn complete_with_a_boolean_sets_it() {
+    let app = TestApp::new();
+    let c = app.create("u1", json!({"title": "a"}));
+    let path = format!("/api/tasks/{}/complete", c.id());
+    for _ in 0..2 {
+        let r = app.call("PATCH", &path, Some("u1"), Some(json!({"completed": true})));
+        assert_eq!(r.task()["completed"], true);
+    }
+    let r = app.call(
+        "PATCH",
+        &path,
+        Some("u1"),
+        Some(json!({"completed": false})),
+    );
+    assert_eq!(r.task()["completed"], false);
+}
+
+#[test]
+fn toggle_status_is_an_alias_of_complete() {
+    let app = TestApp::new();
+    let c = app.create("u1", json!({"title": "a"}));
+    let r = app.call(
+        "PATCH",
+        &format!("/api/u1/tasks/{}/toggle-status", c.id()),
+        Some("u1"),
+        None,
+    );
+    assert_eq!(
+        (r.status, r.task()["completed"].clone()),
+        (200, json!(true))
+    );
+}
+
+#[test]
+fn complete_with_other_fields_is_422() {
+    let app = TestApp::new();
+    let c = app.create("u1", json!({"title": "a"}));
+    let r = app.call(
+        "PATCH",
+        &format!("/api/tasks/{}/complete", c.id()),
+        Some("u1"),
+        Some(json!({"title": "x"})),
+    );
+    assert_eq!(r.status, 422);
+}
+
+// ---------------------------------------------------------------- delete
+
+#[test]
+fn delete_is_204_and_the_task_is_gone() {
+    let app = TestApp::new();
+    let c = app.create("u1", json!({"title": "a"}));
+    let path = format!("/api/tasks/{}", c.id());
+    let r = app.call("DELETE", &path, Some("u1"), None);
+    assert_eq!(r.status, 204);
+    assert!(r.raw.body().is_empty());
+    assert_eq!(app.call("GET", &path, Some("u1"), None).status, 404);
+    assert_eq!(app.call("DELETE", &path, Some("u1"), None).status, 404);
+}
+
+#[test]
+fn clear_completed_deletes_only_completed_tasks_and_counts_them() {
+    let app = TestApp::new();
+    app.create("u1", json!({"title": "a", "completed": true}));
+    app.create("u1", json!({"title": "b", "completed": true}));
+    let keep = app.create("u1", json!({"title": "c"}));
+    let r = app.call("DELETE", "/api/tasks?status=completed", Some("u1"), None);
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (200, json!({"data": {"deleted": 2}}))
+    );
+    assert_eq!(app.page_through("u1", "limit=10"), [keep.id()]);
+}
+
+#[test]
+fn delete_of_the_collection_without_status_completed_is_400() {
+    let app = TestApp::new();
+    app.create("u1", json!({"title": "a", "completed": true}));
+    for path in [
+        "/api/tasks",
+        "/api/tasks?status=all",
+        "/api/tasks?status=pending",
+    ] {
+        let r = app.call("DELETE", path, Some("u1"), None);
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.field_errors()[0].0, "status");
+    }
+    assert_eq!(app.list("u1", "").json["meta"]["total"], 1);
+}
+
+// ---------------------------------------------------------------- list
+
+#[test]
+fn list_envelope_has_total_limit_and_next_cursor() {
+    let app = TestApp::new();
+    for i in 0..3 {
+        app.create("u1", json!({"title": format!("t{i}")}));
+    }
+    let r = app.list("u1", "limit=2");
+    assert_eq!(r.json["data"].as_array().unwrap().len(), 2);
+    assert_eq!(r.json["meta"]["total"], 3);
+    assert_eq!(r.json["meta"]["limit"], 2);
+    assert!(r.json["meta"]["next_cursor"].is_string());
+    let r = app.list("u1", "");
+    assert_eq!(
+        r.json["meta"],
+        json!({"total": 3, "limit": 50, "next_cursor": null})
+    );
+}
+
+#[test]
+fn list_defaults_to_newest_first() {
+    let app = TestApp::new();
+    let ids: Vec<i64> = (0..3)
+        .map(|i| app.create("u1", json!({"title": format!("t{i}")})).id())
+        .collect();
+    let listed = app.page_through("u1", "");
+    assert_eq!(listed, ids.into_iter().rev().collect::<Vec<_>>());
+}
+
+#[test]
+fn list_filters_by_status() {
+    let app = TestApp::new();
+    let done = app
+        .create("u1", json!({"title": "a", "completed": true}))
+        .id();
+    let open = app.create("u1", json!({"title": "b"})).id();
+    assert_eq!(app.page_through("u1", "status=completed"), [done]);
+    assert_eq!(app.page_through("u1", "status=pending"), [open]);
+    assert_eq!(app.list("u1", "status=all").json["meta"]["total"], 2);
+}
+
+#[test]
+fn list_filters_by_several_priorities() {
+    let app = TestApp::new();
+    let low = app
+        .create("u1", json!({"title": "a", "priority": "low"}))
+        .id();
+    app.create("u1", json!({"title": "b", "priority": "medium"}));
+    let high = app
+        .create("u1", json!({"title": "c", "priority": "high"}))
+        .id();
+    assert_eq!(
+        app.page_through("u1", "priority=low,high&sort=priority"),
+        [low, high]
+    );
+}
+
+#[test]
+fn list_searches_title_and_description_case_insensitively() {
+    let app = TestApp::new();
+    let a = app.create("u1", json!({"title": "Buy MILK"})).id();
+    let b = app
+        .create(
+            "u1",
+            json!({"title": "x", "description": "oat milk please"}),
+        )
+        .id();
+    app.create("u1", json!({"title": "bread"}));
+    let mut found = app.page_through("u1", "q=Milk");
+    found.sort();
+    assert_eq!(found, [a, b]);
+}
+
+#[test]
+fn search_treats_sql_wildcards_literally() {
+    let app = TestApp::new();
+    let pct = app.create("u1", json!({"title": "100% done"})).id();
+    app.create("u1", json!({"title": "100 done"}));
+    let under = app.create("u1", json!({"title": "a_b"})).id();
+    app.create("u1", json!({"title": "axb"}));
+    assert_eq!(app.page_through("u1", "q=100%25"), [pct]);
+    assert_eq!(app.page_through("u1", "q=a_b"), [under]);
+}
+
+#[test]
+fn list_filters_by_inclusive_due_range() {
+    let app = TestApp::new();
+    let a = app
+        .create("u1", json!({"title": "a", "due_date": "2026-01-01"}))
+        .id();
+    let b = app
+        .create("u1", json!({"title": "b", "due_date": "2026-01-31"}))
+        .id();
+    app.create("u1", json!({"title": "c", "due_date": "2026-02-01"}));
+    app.create("u1", json!({"title": "d"}));
+    assert_eq!(
+        app.page_through(
+            "u1",
+            "due_after=2026-01-01&due_before=2026-01-31&sort=due_date"
+        ),
+        [a, b]
+    );
+}
+
+#[test]
+fn total_counts_every_match_not_only_the_page() {
+    let app = TestApp::new();
+    for i in 0..5 {
+        app.create(
+            "u1",
+            json!({"title": format!("t{i}"), "priority": if i % 2 == 0 { "high" } else { "low" }}),
+        );
+    }
+    assert_eq!(
+        app.list("u1", "priority=high&limit=1").json["meta"]["total"],
+        3
+    );
+}
+
+#[test]
+fn sort_by_priority_is_by_rank_not_by_name() {
+    let app = TestApp::new();
+    let m = app
+        .create("u1", json!({"title": "a", "priority": "medium"}))
+        .id();
+    let h = app
+        .create("u1", json!({"title": "b", "priority": "high"}))
+        .id();
+    let l = app
+        .create("u1", json!({"title": "c", "priority": "low"}))
+        .id();
+    assert_eq!(app.page_through("u1", "sort=priority"), [l, m, h]);
+    assert_eq!(app.page_through("u1", "sort=-priority"), [h, m, l]);
+}
+
+#[test]
+fn tasks_without_due_date_sort_last_both_ways() {
+    let app = TestApp::new();
+    let none = app.create("u1", json!({"title": "a"})).id();
+    let early = app
+        .create("u1", json!({"title": "b", "due_date": "2026-01-01"}))
+        .id();
+    let late = app
+        .create("u1", json!({"title": "c", "due_date": "2027-01-01"}))
+        .id();
+    assert_eq!(app.page_through("u1", "sort=due_date"), [early, late, none]);
+    assert_eq!(
+        app.page_through("u1", "sort=-due_date"),
+        [late, early, none]
+    );
+}
+
+#[test]
+fn sort_by_title_ignores_case_and_breaks_ties_by_id() {
+    let app = TestApp::new();
+    let b = app.create("u1", json!({"title": "banana"})).id();
+    let a1 = app.create("u1", json!({"title": "Apple"})).id();
+    let a2 = app.create("u1", json!({"title": "apple"})).id();
+    assert_eq!(app.page_through("u1", "sort=title"), [a1, a2, b]);
+    assert_eq!(app.page_through("u1", "sort=-title"), [b, a2, a1]);
+}
+
+#[test]
+fn paging_visits_every_task_once_under_every_sort() {
+    let app = TestApp::new();
+    let prios = ["low", "medium", "high"];
+    let mut all = Vec::new();
+    for i in 0..23 {
+        let mut body = json!({"title": format!("t{}", i % 4), "priority": prios[i % 3]});
+        if i % 5 != 0 {
+            body["due_date"] = json!(format!("2026-0{}-1{}", 1 + i % 3, i % 2));
+        }
+        all.push(app.create("u1", body).id());
+        if i % 7 == 0 {
+            app.call(
+                "PATCH",
+                &format!("/api/tasks/{}/complete", all[i]),
+                Some("u1"),
+                None,
+            );
+        }
+    }
+    all.sort();
+    for sort in [
+        "created_at",
+        "-created_at",
+        "updated_at",
+        "-updated_at",
+        "title",
+        "-title",
+        "priority",
+        "-priority",
+        "due_date",
+        "-due_date",
+    ] {
+        for limit in [1, 4, 100] {
+            let mut ids = app.page_through("u1", &format!("sort={sort}&limit={limit}"));
+            assert_eq!(ids.len(), 23, "{sort} limit {limit}");
+            ids.sort();
+            assert_eq!(ids, all, "{sort} limit {limit}");
+        }
+    }
+}
+
+#[test]
+fn paging_is_stable_while_tasks_are_added() {
+    let app = TestApp::new();
+    for i in 0..6 {
+        app.create("u1", json!({"title": format!("t{i}")}));
+    }
+    let first = app.list("u1", "limit=3");
+    let cursor = first.json["meta"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.create("u1", json!({"title": "newer"}));
+    let second = app.list("u1", &format!("limit=3&cursor={cursor}"));
+    let ids = |r: &support::Reply| {
+        r.json["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&first), [6, 5, 4]);
+    assert_eq!(ids(&second), [3, 2, 1]);
+}
+
+#[test]
+fn bad_list_parameters_are_400_naming_each() {
+    let r = TestApp::new().call(
+        "GET",
+        "/api/tasks?status=done&limit=0&sort=colour",
+        Some("u1"),
+        None,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json["code"], "invalid_parameter");
+    let fields: Vec<String> = r.field_errors().into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["status", "limit", "sort"]);
+}
+
+#[test]
+fn cursor_from_another_query_is_400() {
+    let app = TestApp::new();
+    for i in 0..3 {
+        app.create("u1", json!({"title": format!("t{i}")}));
+    }
+    let cursor = app.list("u1", "limit=1&sort=title").json["meta"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app.call(
+        "GET",
+        &format!("/api/tasks?limit=1&sort=-title&cursor={cursor}"),
+        Some("u1"),
+        None,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.field_errors()[0].0, "cursor");
+}
+
+// ---------------------------------------------------------------- isolation
+
+#[test]
+fn other_users_task_is_404_on_every_route() {
+    let app = TestApp::new();
+    let theirs = app.create("u2", json!({"title": "secret", "completed": true}));
+    let id = theirs.id();
+    let etag = theirs.header("etag").unwrap().to_owned();
+    for base in ["/api", "/api/v1", "/api/u1", "/api/v1/u1"] {
+        let item = format!("{base}/tasks/{id}");
+        let attempts = [
+            ("GET", item.clone(), None),
+            ("PUT", item.clone(), Some(json!({"title": "pwned"}))),
+            ("PATCH", item.clone(), Some(json!({"title": "pwned"}))),
+            ("PATCH", format!("{item}/complete"), None),
+            (
+                "PATCH",
+                format!("{item}/toggle-status"),
+                Some(json!({"completed": false})),
+            ),
+            ("DELETE", item.clone(), None),
+        ];
+        for (method, path, body) in attempts {
+            let r = app.call_with(
+                method,
+                &path,
+                Some("u1"),
+                body.clone(),
+                &[("if-match", &etag)],
+            );
+            assert_eq!(r.status, 404, "{method} {path}");
+            assert_eq!(r.json["detail"], "no such resource", "{method} {path}");
+            let r = app.call(method, &path, Some("u1"), body);
+            assert_eq!(r.status, 404, "{method} {path} without If-Match");
+        }
+    }
+    let still = app.call("GET", &format!("/api/tasks/{id}"), Some("u2"), None);
+    assert_eq!(still.task(), theirs.task());
+}
+
+#[test]
+fn other_users_tasks_are_never_listed_counted_or_cleared() {
+    let app = TestApp::new();
+    app.create("u2", json!({"title": "theirs milk", "completed": true}));
+    app.create("u1", json!({"title": "mine"}));
+    assert_eq!(app.list("u1", "q=milk").json["meta"]["total"], 0);
+    assert_eq!(app.list("u1", "").json["meta"]["total"], 1);
+    let r = app.call("DELETE", "/api/tasks?status=completed", Some("u1"), None);
+    assert_eq!(r.json["data"]["deleted"], 0);
+    assert_eq!(app.list("u2", "").json["meta"]["total"], 1);
+}
+
+#[test]
+fn path_naming_another_user_is_403_on_every_route() {
+    let app = TestApp::new();
+    let id = app.create("u2", json!({"title": "x"})).id();
+    for base in ["/api/u2", "/api/v1/u2"] {
+        for (method, path) in [
+            ("GET", format!("{base}/tasks")),
+            ("POST", format!("{base}/tasks")),
+            ("DELETE", format!("{base}/tasks?status=completed")),
+            ("GET", format!("{base}/tasks/{id}")),
+            ("PUT", format!("{base}/tasks/{id}")),
+            ("PATCH", format!("{base}/tasks/{id}")),
+            ("DELETE", format!("{base}/tasks/{id}")),
+            ("PATCH", format!("{base}/tasks/{id}/complete")),
+        ] {
+            let r = app.call(method, &path, Some("u1"), Some(json!({"title": "x"})));
+            assert_eq!(r.status, 403, "{method} {path}");
+        }
+    }
+}
+
+#[test]
+fn cursor_of_another_user_reveals_nothing() {
+    let app = TestApp::new();
+    for i in 0..3 {
+        app.create("u2", json!({"title": format!("t{i}")}));
+    }
+    let cursor = app.list("u2", "limit=1").json["meta"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app.list("u1", &format!("limit=1&cursor={cursor}"));
+    assert_eq!(r.json["data"], json!([]));
+    assert_eq!(r.json["meta"]["total"], 0);
+}
+
+// ---------------------------------------------------------------- idempotency
+
+#[test]
+fn retry_with_the_same_idempotency_key_returns_the_first_task() {
+    let app = TestApp::new();
+    let body = json!({"title": "pay rent"});
+    let first = app.call_with(
+        "POST",
+        "/api/tasks",
+        Some("u1"),
+        Some(body.clone()),
+        &[("idempotency-key", "k-1")],
+    );
+    let again = app.call_with(
+        "POST",
+        "/api/tasks",
+        Some("u1"),
+        Some(body),
+        &[("idempotency-key", "k-1")],
+    );
+    assert_eq!((first.status, again.status), (201, 201));
+    assert_eq!(again.json, first.json);
+    assert_eq!(again.header("location"), first.header("location"));
+    assert_eq!(app.list("u1", "").json["meta"]["total"], 1);
+}
+
+#[test]
+fn same_idempotency_key_with_another_body_is_422() {
+    let app = TestApp::new();
+    app.call_with(
+        "POST",
+        "/api/tasks",
+        Some("u1"),
+        Some(json!({"title": "a"})),
+        &[("idempotency-key", "k")],
+    );
+    let r = app.call_with(
+        "POST",
+        "/api/tasks",
+        Some("u1"),
+        Some(json!({"title": "b"})),
+        &[("idempotency-key", "k")],
+    );
+    assert_eq!(
+        (r.status, r.json["code"].clone()),
+        (422, json!("idempotency_key_reused"))
+    );
+    assert_eq!(app.list("u1", "").json["meta"]["total"], 1);
+}
+
+#[test]
+fn idempotency_keys_are_per_user() {
+    let app = TestApp::new();
+    let a = app.call_with(
+        "POST",
+        "/api/tasks",
+        Some("u1"),
+        Some(json!({"title": "a"})),
+        &[("idempotency-key", "k")],
+    );
+    let b = app.call_with(
+        "POST",
+        "/api/tasks",
+        Some("u2"),
+        Some(json!({"title": "a"})),
+        &[("idempotency-key", "k")],
+    );
+    assert_ne!(a.id(), b.id());
+    assert_eq!(b.task()["user_id"], "u2");
+}
+
+#[test]
+fn idempotency_key_expires_after_24_hours() {
+    let app = TestApp::new();
+    let first = app.call_with(
+        "POST",
+        "/api/tasks",
+        Some("u1"),
+        Some(json!({"title": "a"})),
+        &[("idempotency-key", "k")],
+    );
+    app.advance_ms(24 * 3600 * 1000);
+    let later = app.call_with(
+        "POST",
+        "/api/tasks",
+        Some("u1"),
+        Some(json!({"title": "a"})),
+        &[("idempotency-key", "k")],
+    );
+    assert_ne!(later.id(), first.id());
+}
+
+#[test]
+fn invalid_idempotency_key_is_400() {
+    let app = TestApp::new();
+    let long = "k".repeat(256);
+    for key in ["", long.as_str()] {
+        let r = app.call_with(
+            "POST",
+            "/api/tasks",
+            Some("u1"),
+            Some(json!({"title": "a"})),
+            &[("idempotency-key", key)],
+        );
+        assert_eq!(
+            (r.status, r.json["code"].clone()),
+            (400, json!("invalid_header")),
+            "{key:.10}"
+        );
+    }
+    assert_eq!(app.list("u1", "").json["meta"]["total"], 0);
+}
+
+// ---------------------------------------------------------------- request id, CORS, paths
+
+#[test]
+fn sane_request_id_is_echoed_and_others_replaced() {
+    let app = TestApp::new();
+    let r = app.call_with(
+        "GET",
+        "/health",
+        None,
+        None,
+        &[("x-request-id", "abc-123.x:y_z")],
+    );
+    assert_eq!(r.header("x-request-id"), Some("abc-123.x:y_z"));
+    let r = app.call_with(
+        "GET",
+        "/health",
+        None,
+        None,
+        &[("x-request-id", "bad id with spaces")],
+    );
+    assert!(r.header("x-request-id").unwrap().starts_with("gen-"));
+    let r = app.call("GET", "/nope", None, None);
+    assert!(r.header("x-request-id").unwrap().starts_with("gen-"));
+}
+
+#[test]
+fn preflight_from_an_allowed_origin_is_204_with_cors_headers() {
+    let app = TestApp::with_config(&[("cors_origins", "https://app.example")]);
+    let r = app.call_with(
+        "OPTIONS",
+        "/api/tasks/7",
+        None,
+        None,
+        &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "PATCH"),
+        ],
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(
+        r.header("access-control-allow-methods"),
+        Some("GET, HEAD, PUT, PATCH, DELETE, OPTIONS")
+    );
+    let allowed = r.header("access-control-allow-headers").unwrap();
+    for h in [
+        "Authorization",
+        "Content-Type",
+        "If-Match",
+        "If-None-Match",
+        "Idempotency-Key",
+        "X-Request-Id",
+    ] {
+        assert!(allowed.contains(h), "{h}");
+    }
+    assert!(r.header("access-control-max-age").is_some());
+}
+
+#[test]
+fn disallowed_origin_gets_no_cors_headers() {
+    let app = TestApp::with_config(&[("cors_origins", "https://app.example")]);
+    let pre = app.call_with(
+        "OPTIONS",
+        "/api/tasks",
+        None,
+        None,
+        &[
+            ("origin", "https://evil.example"),
+            ("access-control-request-method", "GET"),
+        ],
+    );
+    let get = app.call_with(
+        "GET",
+        "/api/tasks",
+        Some("u1"),
+        None,
+        &[("origin", "https://evil.example")],
+    );
+    for r in [pre, get] {
+        assert!(
+            r.headers
+                .keys()
+                .all(|k| !k.as_str().starts_with("access-control-")),
+            "{:?}",
+            r.headers
+        );
+    }
+}
+
+#[test]
+fn response_to_an_allowed_origin_exposes_etag_location_and_request_id() {
+    let app = TestApp::with_config(&[("cors_origins", "*")]);
+    let r = app.call_with(
+        "POST",
+        "/api/tasks",
+        Some("u1"),
+        Some(json!({"title": "x"})),
+        &[("origin", "http://localhost:3000")],
+    );
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let exposed = r.header("access-control-expose-headers").unwrap();
+    for h in ["ETag", "Location", "X-Request-Id"] {
+        assert!(exposed.contains(h), "{h}");
+    }
+}
+
+#[test]
+fn errors_to_an_allowed_origin_carry_cors_headers_too() {
+    let app = TestApp::with_config(&[("cors_origins", "https://app.example")]);
+    let r = app.call_with(
+        "GET",
+        "/api/tasks",
+        None,
+        None,
+        &[("origin", "https://app.example")],
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+}
+
+#[test]
+fn trailing_slash_is_ignored_not_redirected() {
+    let app = TestApp::new();
+    let r = app.call(
+        "POST",
+        "/api/u1/tasks/",
+        Some("u1"),
+        Some(json!({"title": "x"})),
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        app.call(
+            "GET",
+            &format!("/api/u1/tasks/{}/", r.id()),
+            Some("u1"),
+            None
+        )
+        .status,
+        200
+    );
+}
+
+#[test]
+fn user_named_tasks_uses_the_token_scoped_base() {
+    let app = TestApp::new();
+    let r = app.call(
+        "POST",
+        "/api/tasks",
+        Some("tasks"),
+        Some(json!({"title": "x"})),
+    );
+    assert_eq!(r.task()["user_id"], "tasks");
+    let r = app.call("GET", "/api/v1/tasks", Some("v1"), None);
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn request_log_names_the_route_template_and_user() {
+    let app = TestApp::new();
+    let id = app.create("u1", json!({"title": "x"})).id();
+    let r = app.call("GET", &format!("/api/v1/u1/tasks/{id}"), Some("u1"), None);
+    let log = r
+        .raw
+        .extensions()
+        .get::<task_api_core::RequestLog>()
+        .unwrap();
+    assert_eq!(log.route, "/api/v1/{user_id}/tasks/{id}");
+    assert_eq!(log.user_id.as_ref().map(|u| u.as_str()), Some("u1"));
+    assert_eq!(log.error, None);
+}
+
+#[test]
+fn handle_future_is_send_over_the_memory_store() {
+    fn assert_send<T: Send>(_: &T) {}
+    let app = TestApp::new();
+    let fut = app.api.handle(
+        Request::new(Vec::new()),
+        task_api_core::RequestContext::new(Timestamp::from_millis(0), "x"),
+    );
+    assert_send(&fut);
+}
+
+// ---------------------------------------------------------------- stores that fail
+
+/// A store whose database cannot be reached.
+struct DownStore;
+
+/// A store failing with an internal cause that must never reach a client.
+struct BrokenStore;
+
+macro_rules! failing_store {
+    ($t:ty, $err:expr) => {
+        impl TaskStore for $t {
+            async fn create(
+                &self,
+                _: &UserId,
+                _: NewTask,
+                _: Option<task_api_core::Idempotency>,
+                _: Timestamp,
+            ) -> Result<Created, StoreError> {
+                Err($err)
+            }
+            async fn get(&self, _: &UserId, _: TaskId) -> Result<Task, StoreError> {
+                Err($err)
+            }
+            async fn list(&self, _: &UserId, _: &ListQuery) -> Result<Page, StoreError> {
+                Err($err)
+            }
+            async fn update(
+                &self,
+                _: &UserId,
+                _: TaskId,
+                _: &TaskPatch,
+                _: Option<Version>,
+                _: Timestamp,
+            ) -> Result<Task, StoreError> {
+                Err($err)
+            }
+            async fn set_completion(
+                &self,
+                _: &UserId,
+                _: TaskId,
+                _: Completion,
+                _: Option<Version>,
+                _: Timestamp,
+            ) -> Result<Task, StoreError> {
+                Err($err)
+            }
+            async fn delete(
+                &self,
+                _: &UserId,
+                _: TaskId,
+                _: Option<Version>,
+            ) -> Result<(), StoreError> {
+                Err($err)
+            }
+            async fn clear_completed(&self, _: &UserId) -> Result<u64, StoreError> {
+                Err($err)
+            }
+            async fn ping(&self) -> Result<(), StoreError> {
+                Err($err)
+            }
+        }
+    };
+}
+
+failing_store!(
+    DownStore,
+    StoreError::Unavailable("connection refused".into())
+);
+failing_store!(
+    BrokenStore,
+    StoreError::Other("pool exploded, password=hunter2".into())
+);
