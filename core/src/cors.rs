@@ -62,13 +62,16 @@ impl CorsOrigins {
         }
     }
 
+    /// The answer depends on `Origin` whenever origins are listed one by one.
+    fn vary(&self, headers: &mut HeaderMap) {
+        if matches!(self, CorsOrigins::List(list) if !list.is_empty()) {
+            headers.append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+    }
+
     /// Adds the headers of an actual (non-preflight) response.
     pub(crate) fn decorate(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
-        if let CorsOrigins::List(list) = self {
-            if !list.is_empty() {
-                headers.append(header::VARY, HeaderValue::from_static("Origin"));
-            }
-        }
+        self.vary(headers);
         if let Some(allow) = origin.and_then(|o| self.allow(o)) {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
             headers.insert(
@@ -85,11 +88,7 @@ impl CorsOrigins {
         methods: &'static str,
         headers: &mut HeaderMap,
     ) {
-        if let CorsOrigins::List(list) = self {
-            if !list.is_empty() {
-                headers.append(header::VARY, HeaderValue::from_static("Origin"));
-            }
-        }
+        self.vary(headers);
         if let Some(allow) = origin.and_then(|o| self.allow(o)) {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
             headers.insert(

@@ -569,7 +569,7 @@ mod tests {
         );
         for s in ["due_date", "-due_date"] {
             let sort = Sort::parse(s).unwrap();
-            let mut v = vec![&none, &b, &a];
+            let mut v = [&none, &b, &a];
             v.sort_by(|x, y| sort.compare_tasks(x, y));
             assert_eq!(v.last().unwrap().id, none.id, "{s}");
         }

@@ -83,18 +83,18 @@ impl TaskStore for MemoryStore {
         let mut state = self.lock();
         if let Some(idem) = &idempotency {
             let slot = (user.clone(), idem.key.as_str().to_owned());
-            if let Some(rec) = state.keys.get(&slot) {
-                if now.as_millis() - rec.at.as_millis() < IDEMPOTENCY_TTL_MS {
-                    if rec.fingerprint != idem.fingerprint {
-                        return Err(StoreError::IdempotencyKeyReused);
-                    }
-                    let id = rec.task;
-                    let task = state.task_mut(user, id, None)?.clone();
-                    return Ok(Created {
-                        task,
-                        replayed: true,
-                    });
+            if let Some(rec) = state.keys.get(&slot)
+                && now.as_millis() - rec.at.as_millis() < IDEMPOTENCY_TTL_MS
+            {
+                if rec.fingerprint != idem.fingerprint {
+                    return Err(StoreError::IdempotencyKeyReused);
                 }
+                let id = rec.task;
+                let task = state.task_mut(user, id, None)?.clone();
+                return Ok(Created {
+                    task,
+                    replayed: true,
+                });
             }
         }
         state.last_id += 1;
