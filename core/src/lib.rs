@@ -70,6 +70,11 @@ pub use task::{
 pub use time::{DueDate, Timestamp};
 pub use validation::FieldError;
 
+// The README's examples compile and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// What a host hands [`Api::handle`] besides the request: the current time and a fresh
 /// request id, used when the caller did not send a sane `X-Request-Id`.
 #[derive(Clone, Debug, PartialEq, Eq)]
