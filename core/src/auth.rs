@@ -212,10 +212,18 @@ impl JwtVerifier {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Malformed);
         }
-        let metadata = Token::decode_metadata(token).map_err(|_| AuthError::Malformed)?;
-        let algorithm = Algorithm::parse(metadata.algorithm())
-            .filter(|a| self.algorithms.contains(a))
-            .ok_or(AuthError::AlgorithmNotAllowed)?;
+        // With one algorithm allowed, jwt-simple's own check of the header's `alg` against
+        // the key's suffices (a mismatch is `AlgorithmMismatch`), and saves decoding the
+        // header twice.
+        let algorithm = match self.algorithms.as_slice() {
+            [only] => *only,
+            allowed => {
+                let metadata = Token::decode_metadata(token).map_err(|_| AuthError::Malformed)?;
+                Algorithm::parse(metadata.algorithm())
+                    .filter(|a| allowed.contains(a))
+                    .ok_or(AuthError::AlgorithmNotAllowed)?
+            }
+        };
         let options = VerificationOptions {
             time_tolerance: Some(Duration::from_secs(LEEWAY_SECS)),
             artificial_time: Some(Duration::from_secs(

@@ -81,21 +81,43 @@ impl Timestamp {
     }
 }
 
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Timestamp {
+    /// The RFC 3339 form, written into a fixed buffer: lists render many timestamps, and
+    /// this avoids the formatting machinery for each.
+    fn render(self) -> [u8; 24] {
         let days = self.0.div_euclid(DAY_MS);
         let ms_of_day = self.0.rem_euclid(DAY_MS);
         let (y, m, d) = civil_from_days(days);
-        let (h, rest) = (ms_of_day / 3_600_000, ms_of_day % 3_600_000);
-        let (min, rest) = (rest / 60_000, rest % 60_000);
-        let (s, ms) = (rest / 1000, rest % 1000);
-        write!(f, "{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{ms:03}Z")
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut n: i64| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(0, 4, y.clamp(0, 9999));
+        put(5, 2, m);
+        put(8, 2, d);
+        put(11, 2, ms_of_day / 3_600_000);
+        put(14, 2, ms_of_day / 60_000 % 60);
+        put(17, 2, ms_of_day / 1000 % 60);
+        put(20, 3, ms_of_day % 1000);
+        out
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let buf = self.render();
+        // Only ASCII digits and separators are ever written.
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
     }
 }
 
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let buf = self.render();
+        s.serialize_str(std::str::from_utf8(&buf).map_err(serde::ser::Error::custom)?)
     }
 }
 
