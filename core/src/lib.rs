@@ -42,6 +42,8 @@ mod listing;
 mod memory;
 mod openapi;
 mod routes;
+#[cfg(feature = "sql")]
+pub mod sql;
 mod store;
 mod task;
 mod time;

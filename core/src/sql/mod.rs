@@ -1,0 +1,235 @@
+//! The PostgreSQL and SQLite stores, written once against a tiny [`Executor`] trait.
+//!
+//! A host brings the driver: the Spin component implements [`Executor`] over Spin's
+//! outbound PostgreSQL and SQLite interfaces, the native tests over `tokio-postgres` and
+//! `rusqlite`. Everything else (the statements, their parameters, row decoding, the
+//! migrations and their runner) lives here, so the statements tested natively are the very
+//! ones the component sends.
+//!
+//! # Design
+//!
+//! - **One template, two dialects.** Statements are written once with PostgreSQL's numbered
+//!   placeholders, each with an explicit cast (`$1::text`, `$2::bigint`, `$3::boolean`).
+//!   For SQLite, [`Dialect::render`] turns `$n::type` into `?n`. The casts matter on
+//!   PostgreSQL: a host such as Spin binds an `Int` as `int8` and refuses to bind it to a
+//!   parameter PostgreSQL inferred as `int2`, so no parameter type is left to inference. The
+//!   few places where the dialects differ (`GREATEST` / `MAX`, `BEGIN` / `BEGIN IMMEDIATE`,
+//!   the clock used to stamp migrations) are chosen by [`Dialect`].
+//! - **No value is ever formatted into SQL.** Statements are built from fixed fragments and
+//!   bound parameters only; search text goes through `LIKE … ESCAPE '\'` with `\`, `%` and
+//!   `_` escaped, so they match literally. (PostgreSQL must run with
+//!   `standard_conforming_strings = on`, its default since 9.1.)
+//! - **Times are integers.** Timestamps are stored as milliseconds since the epoch
+//!   (`BIGINT` / `INTEGER`), due dates as `YYYY-MM-DD` text (which sorts like the date),
+//!   priorities as their rank 1 to 3, so no host type mapping for dates is involved.
+//! - **Sorting and search use stored folds.** `title_fold` and `description_fold` hold
+//!   [`crate::Title::folded`] and [`crate::Description::folded`], computed here. On
+//!   PostgreSQL `title_fold` is `COLLATE "C"` and on SQLite it uses the default `BINARY`
+//!   collation: both compare UTF-8 bytes, which is code point order, the order of Rust's
+//!   `String`. So all stores, the [`crate::MemoryStore`] included, sort and match alike.
+//!   (SQLite's `LIKE` ignores ASCII case, which changes nothing here because both the folds
+//!   and the query text are lower case.)
+//! - **One round trip per operation** where SQL allows it: create is `INSERT … RETURNING`,
+//!   update, completion and delete are one conditional statement each (`… WHERE id AND
+//!   user_id [AND version] RETURNING …`); only when it touches no row does a second query
+//!   tell [`StoreError::NotFound`] from [`StoreError::VersionConflict`]. A list is one
+//!   query returning the total of every matching task in each row together with a page of
+//!   at most `limit + 1` rows (one row of `NULL`s when the page is empty). The filters are
+//!   written twice in that query (for the count and for the page) rather than shared through
+//!   a `WITH` clause, because PostgreSQL materialises a CTE referenced twice, which would
+//!   keep the page from walking an index.
+//! - **Idempotent create** runs in a transaction: first the key row is inserted
+//!   (`ON CONFLICT DO UPDATE … WHERE` the existing row has expired, so an expired key is
+//!   taken over and a live one is left alone), then the task, then the task id is written
+//!   to the key row. A concurrent create with the same key waits on the key row's lock
+//!   (PostgreSQL) or on the write lock taken by `BEGIN IMMEDIATE` (SQLite), then finds the
+//!   committed key and replays it. Any error rolls back. Keys have no foreign key to tasks:
+//!   a replay of a deleted task is [`StoreError::NotFound`].
+//! - **Errors.** Executors map driver errors to the four [`DbError`] kinds; the store turns a
+//!   [`DbError`] into a [`StoreError`] in exactly one function (`Unavailable` stays
+//!   unavailable, everything else is [`StoreError::Other`]). A row that does not decode
+//!   through the core's constructors is [`StoreError::Other`] naming the column.
+//!
+//! # Executors
+//!
+//! An executor is **one connection**: `BEGIN`, `COMMIT` and `ROLLBACK` are sent as plain
+//! statements and must reach the same session as the statements between them, and
+//! PostgreSQL's advisory lock taken by [`migrate`] belongs to the session. A pool must hand
+//! an executor one connection for its whole life (the Spin component opens one per
+//! request). Executors send exactly one statement per call (never a multi-statement
+//! string), bind [`SqlValue::Bool`] as `0`/`1` on SQLite, and return every column as a
+//! [`SqlValue`] (`int2`/`int4`/`int8` as [`SqlValue::Int`]).
+//!
+//! [`StoreError`]: crate::StoreError
+//! [`StoreError::NotFound`]: crate::StoreError::NotFound
+//! [`StoreError::VersionConflict`]: crate::StoreError::VersionConflict
+//! [`StoreError::Other`]: crate::StoreError::Other
+
+use std::borrow::Cow;
+
+mod migrate;
+mod statements;
+mod store;
+
+pub use migrate::{MIGRATION_LOCK, MIGRATIONS, Migration, migrate, schema_is_current};
+pub use store::SqlStore;
+
+/// A parameter or column value, as exchanged with an [`Executor`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SqlValue {
+    /// SQL `NULL`.
+    Null,
+    /// An integer (`smallint`, `integer` and `bigint` all come back as this).
+    Int(i64),
+    /// Text.
+    Text(String),
+    /// A boolean; SQLite has none, so an SQLite executor binds `0`/`1` and returns
+    /// [`SqlValue::Int`], which the store accepts for boolean columns.
+    Bool(bool),
+}
+
+/// What an [`Executor`] can fail with. Executors map their driver's errors to these kinds.
+///
+/// PostgreSQL, by SQLSTATE: class `08` (connection), `53300` (too many connections) and
+/// `57P01` to `57P03` (shutdown, cannot connect now) are [`DbError::Unavailable`], as is a
+/// closed connection; `23505` is [`DbError::UniqueViolation`]; `23514` is
+/// [`DbError::CheckViolation`]; `42P01` (undefined table) and `42703` (undefined column)
+/// are [`DbError::SchemaMissing`]. SQLite: `SQLITE_BUSY`, `SQLITE_LOCKED` and
+/// `SQLITE_CANTOPEN` are unavailable; `SQLITE_CONSTRAINT_UNIQUE` and
+/// `SQLITE_CONSTRAINT_PRIMARYKEY` are unique violations; `SQLITE_CONSTRAINT_CHECK` is a check
+/// violation; "no such table" and "no such column" are a missing schema. Everything else is
+/// [`DbError::Other`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DbError {
+    /// The database cannot be reached or cannot take the request now.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A unique or primary key constraint refused a row.
+    #[error("unique violation: {0}")]
+    UniqueViolation(String),
+    /// A check constraint refused a row.
+    #[error("check violation: {0}")]
+    CheckViolation(String),
+    /// A table or column the statement names does not exist: the schema is missing or
+    /// behind this crate's migrations.
+    #[error("schema missing: {0}")]
+    SchemaMissing(String),
+    /// Any other failure.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+/// One database connection that runs one statement at a time.
+///
+/// Implementations must use a single connection for their whole life (transactions are
+/// plain `BEGIN` / `COMMIT` statements) and send `sql` as exactly one statement with
+/// `params` bound in order (`$1`/`?1` is `params[0]`).
+///
+/// ```
+/// use std::cell::RefCell;
+/// use task_api_core::TaskStore;
+/// use task_api_core::sql::{DbError, Dialect, Executor, SqlStore, SqlValue};
+///
+/// /// An executor that records what it is asked and answers every query with one row `1`.
+/// #[derive(Default)]
+/// struct Recorder(RefCell<Vec<String>>);
+///
+/// impl Executor for Recorder {
+///     async fn query(&self, sql: &str, _: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, DbError> {
+///         self.0.borrow_mut().push(sql.to_owned());
+///         Ok(vec![vec![SqlValue::Int(1)]])
+///     }
+///     async fn execute(&self, sql: &str, _: &[SqlValue]) -> Result<u64, DbError> {
+///         self.0.borrow_mut().push(sql.to_owned());
+///         Ok(0)
+///     }
+/// }
+///
+/// let store = SqlStore::new(Recorder::default(), Dialect::Sqlite);
+/// pollster::block_on(store.ping()).unwrap();
+/// assert_eq!(store.executor().0.borrow().as_slice(), ["SELECT 1"]);
+/// ```
+#[allow(async_fn_in_trait)] // Send-ness follows the implementing type, as for `TaskStore`
+pub trait Executor {
+    /// Runs a statement that returns rows; each row holds one value per column.
+    async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, DbError>;
+
+    /// Runs a statement for its effect, returning how many rows it changed.
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, DbError>;
+}
+
+impl<E: Executor + ?Sized> Executor for &E {
+    async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, DbError> {
+        (**self).query(sql, params).await
+    }
+
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, DbError> {
+        (**self).execute(sql, params).await
+    }
+}
+
+/// Which SQL the statements are written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// PostgreSQL (12 or later): `$n` placeholders.
+    Postgres,
+    /// SQLite (3.35 or later, for `RETURNING`): `?n` placeholders.
+    Sqlite,
+}
+
+impl Dialect {
+    /// A statement template (PostgreSQL placeholders with casts) in this dialect: unchanged
+    /// for PostgreSQL; for SQLite every `$n::type` and `$n` becomes `?n`.
+    ///
+    /// ```
+    /// use task_api_core::sql::Dialect;
+    /// let t = "SELECT id FROM tasks WHERE user_id = $1::text AND id = $12::bigint";
+    /// assert_eq!(Dialect::Postgres.render(t), t);
+    /// assert_eq!(
+    ///     Dialect::Sqlite.render(t),
+    ///     "SELECT id FROM tasks WHERE user_id = ?1 AND id = ?12"
+    /// );
+    /// ```
+    pub fn render(self, template: &str) -> Cow<'_, str> {
+        if self == Dialect::Postgres || !template.contains('$') {
+            return Cow::Borrowed(template);
+        }
+        let mut out = String::with_capacity(template.len());
+        let mut rest = template;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                out.push('$');
+                rest = after;
+                continue;
+            }
+            out.push('?');
+            out.push_str(&after[..digits]);
+            rest = &after[digits..];
+            if let Some(cast) = rest.strip_prefix("::") {
+                let name = cast
+                    .bytes()
+                    .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                    .count();
+                rest = &cast[name..];
+            }
+        }
+        out.push_str(rest);
+        Cow::Owned(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_rendering_drops_casts_and_keeps_everything_else() {
+        assert_eq!(
+            Dialect::Sqlite.render("a = $1::text AND b = $2 AND c = '$x' AND d = $10::boolean)"),
+            "a = ?1 AND b = ?2 AND c = '$x' AND d = ?10)"
+        );
+    }
+}

@@ -1,0 +1,427 @@
+//! [`SqlStore`]: the [`TaskStore`] over an [`Executor`], for PostgreSQL and SQLite.
+
+use super::statements::{self, Statement};
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::migrate::{migrate, schema_is_current};
+use super::{DbError, Dialect, Executor, SqlValue};
+use crate::listing::ListQuery;
+use crate::store::{Created, Idempotency, Page, StoreError, TaskStore};
+use crate::task::{Completion, NewTask, Task, TaskId, TaskPatch, UserId, Version};
+use crate::time::Timestamp;
+
+/// A [`TaskStore`] in a PostgreSQL or SQLite database reached through `E`.
+///
+/// The schema must be current (see [`super::migrate`]), or the store must be told to bring
+/// it up to date itself ([`SqlStore::with_auto_migrate`]). The store holds nothing besides
+/// the executor and a flag, so it is as cheap to create per request as the executor is.
+#[derive(Debug)]
+pub struct SqlStore<E> {
+    executor: E,
+    dialect: Dialect,
+    auto_migrate: bool,
+    /// Set when a statement found a table or column missing; read by `migrating!`.
+    schema_missing: AtomicBool,
+}
+
+/// The one mapping from executor errors to store errors: an unreachable database is
+/// [`StoreError::Unavailable`] (503), anything else [`StoreError::Other`] (500). No operation
+/// expects a constraint violation: conflicts are handled in SQL (`ON CONFLICT`, conditional
+/// updates), so a violation means a bug and is reported as one.
+fn store_error(e: DbError) -> StoreError {
+    // (A missing schema is seen in `SqlStore::run` before it gets here.)
+    match e {
+        DbError::Unavailable(m) => StoreError::Unavailable(m),
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+impl<E: Executor> SqlStore<E> {
+    /// A store over `executor`, speaking `dialect`.
+    pub fn new(executor: E, dialect: Dialect) -> Self {
+        SqlStore {
+            executor,
+            dialect,
+            auto_migrate: false,
+            schema_missing: AtomicBool::new(false),
+        }
+    }
+
+    /// With `on`, the store applies pending migrations itself: when a statement finds a
+    /// table or column missing, it migrates and runs the operation once more, and
+    /// [`TaskStore::ping`] (readiness) checks that every migration is applied and applies
+    /// the missing ones. So a fresh database works with no manual step and costs nothing
+    /// per request once the schema is there.
+    ///
+    /// ```
+    /// # use task_api_core::sql::{DbError, Dialect, Executor, SqlStore, SqlValue};
+    /// # struct Nothing;
+    /// # impl Executor for Nothing {
+    /// #     async fn query(&self, _: &str, _: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, DbError> { Ok(vec![]) }
+    /// #     async fn execute(&self, _: &str, _: &[SqlValue]) -> Result<u64, DbError> { Ok(0) }
+    /// # }
+    /// let store = SqlStore::new(Nothing, Dialect::Sqlite).with_auto_migrate(true);
+    /// # let _ = store;
+    /// ```
+    pub fn with_auto_migrate(mut self, on: bool) -> Self {
+        self.auto_migrate = on;
+        self
+    }
+
+    /// Whether an operation that just failed should run again after migrating: it failed
+    /// on a missing schema, and auto-migration is on. Clears the flag.
+    fn migration_due(&self) -> bool {
+        self.auto_migrate && self.schema_missing.swap(false, Relaxed)
+    }
+
+    async fn migrate_now(&self) -> Result<(), StoreError> {
+        migrate(&self.executor, self.dialect)
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+
+    fn seen(&self, e: DbError) -> StoreError {
+        if matches!(e, DbError::SchemaMissing(_)) {
+            self.schema_missing.store(true, Relaxed);
+        }
+        store_error(e)
+    }
+
+    /// The executor, e.g. to run [`super::migrate`] on the same connection.
+    pub fn executor(&self) -> &E {
+        &self.executor
+    }
+
+    /// The dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Gives the executor back.
+    pub fn into_executor(self) -> E {
+        self.executor
+    }
+
+    async fn query(&self, st: Statement) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+        self.executor
+            .query(&st.sql, &st.params)
+            .await
+            .map_err(|e| self.seen(e))
+    }
+
+    async fn execute(&self, st: Statement) -> Result<u64, StoreError> {
+        self.executor
+            .execute(&st.sql, &st.params)
+            .await
+            .map_err(|e| self.seen(e))
+    }
+
+    async fn plain(&self, sql: &str) -> Result<u64, StoreError> {
+        self.executor
+            .execute(sql, &[])
+            .await
+            .map_err(|e| self.seen(e))
+    }
+
+    /// The one task a statement returned.
+    fn one_task(rows: Vec<Vec<SqlValue>>) -> Result<Option<Task>, StoreError> {
+        match rows.as_slice() {
+            [] => Ok(None),
+            [row] => statements::decode_task(row).map(Some),
+            _ => Err(StoreError::Other(format!(
+                "expected at most one task row, got {}",
+                rows.len()
+            ))),
+        }
+    }
+
+    /// After a conditional statement touched no row: does the task exist (then the version
+    /// did not match) or not? Only on this failure path is the second query sent.
+    async fn missing(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        expected: Option<Version>,
+    ) -> Result<StoreError, StoreError> {
+        if expected.is_none() {
+            return Ok(StoreError::NotFound);
+        }
+        let rows = self
+            .query(statements::select_version(self.dialect, user, id))
+            .await?;
+        Ok(if rows.is_empty() {
+            StoreError::NotFound
+        } else {
+            StoreError::VersionConflict
+        })
+    }
+
+    /// The idempotent create, inside a transaction the caller opened.
+    async fn create_with_key(
+        &self,
+        user: &UserId,
+        task: &NewTask,
+        idem: &Idempotency,
+        now: Timestamp,
+    ) -> Result<Result<Created, StoreError>, StoreError> {
+        let d = self.dialect;
+        let claimed = self
+            .execute(statements::claim_key(d, user, idem, now))
+            .await?;
+        if claimed == 0 {
+            // A live key: replay it, or refuse a different body.
+            let rows = self.query(statements::select_key(d, user, idem)).await?;
+            let row = rows
+                .first()
+                .ok_or_else(|| StoreError::Other("idempotency key vanished".into()))?;
+            let fingerprint = match row.first() {
+                Some(SqlValue::Text(f)) => f,
+                _ => return Err(StoreError::Other("undecodable idempotency key row".into())),
+            };
+            if *fingerprint != idem.fingerprint {
+                return Ok(Err(StoreError::IdempotencyKeyReused));
+            }
+            if statements::is_null_task(&row[1..]) {
+                return Ok(Err(StoreError::NotFound));
+            }
+            let task = statements::decode_task(&row[1..])?;
+            return Ok(Ok(Created {
+                task,
+                replayed: true,
+            }));
+        }
+        let rows = self
+            .query(statements::insert_task(d, user, task, now))
+            .await?;
+        let task = Self::one_task(rows)?
+            .ok_or_else(|| StoreError::Other("INSERT returned no row".into()))?;
+        self.execute(statements::set_key_task(d, user, idem, task.id))
+            .await?;
+        Ok(Ok(Created {
+            task,
+            replayed: false,
+        }))
+    }
+}
+
+// The operations, each run once; `TaskStore` runs them through `migrating!`.
+impl<E: Executor> SqlStore<E> {
+    async fn create_once(
+        &self,
+        user: &UserId,
+        task: &NewTask,
+        idempotency: Option<&Idempotency>,
+        now: Timestamp,
+    ) -> Result<Created, StoreError> {
+        let Some(idem) = idempotency else {
+            let rows = self
+                .query(statements::insert_task(self.dialect, user, task, now))
+                .await?;
+            let task = Self::one_task(rows)?
+                .ok_or_else(|| StoreError::Other("INSERT returned no row".into()))?;
+            return Ok(Created {
+                task,
+                replayed: false,
+            });
+        };
+        self.plain(statements::begin(self.dialect)).await?;
+        match self.create_with_key(user, task, idem, now).await {
+            Ok(outcome) => {
+                if let Err(e) = self.plain("COMMIT").await {
+                    let _ = self.plain("ROLLBACK").await;
+                    return Err(e);
+                }
+                outcome
+            }
+            Err(e) => {
+                // Never leave half-written rows; the original error is the one to report.
+                let _ = self.plain("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn get_once(&self, user: &UserId, id: TaskId) -> Result<Task, StoreError> {
+        let rows = self
+            .query(statements::select_task(self.dialect, user, id))
+            .await?;
+        Self::one_task(rows)?.ok_or(StoreError::NotFound)
+    }
+
+    async fn list_once(&self, user: &UserId, query: &ListQuery) -> Result<Page, StoreError> {
+        let rows = self
+            .query(statements::list(self.dialect, user, query))
+            .await?;
+        let mut total = 0;
+        let mut tasks = Vec::with_capacity(rows.len());
+        for row in &rows {
+            total = match row.first() {
+                Some(SqlValue::Int(n)) => u64::try_from(*n).unwrap_or(0),
+                _ => return Err(StoreError::Other("undecodable list total".into())),
+            };
+            if !statements::is_null_task(&row[1..]) {
+                tasks.push(statements::decode_task(&row[1..])?);
+            }
+        }
+        let limit = query.limit() as usize;
+        let has_more = tasks.len() > limit;
+        tasks.truncate(limit);
+        Ok(Page {
+            tasks,
+            total,
+            has_more,
+        })
+    }
+
+    async fn update_once(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        patch: &TaskPatch,
+        expected: Option<Version>,
+        now: Timestamp,
+    ) -> Result<Task, StoreError> {
+        let st = statements::update_task(self.dialect, user, id, patch, expected, now);
+        match Self::one_task(self.query(st).await?)? {
+            Some(task) => Ok(task),
+            None => Err(self.missing(user, id, expected).await?),
+        }
+    }
+
+    async fn set_completion_once(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        completion: Completion,
+        expected: Option<Version>,
+        now: Timestamp,
+    ) -> Result<Task, StoreError> {
+        let st = statements::set_completion(self.dialect, user, id, completion, expected, now);
+        match Self::one_task(self.query(st).await?)? {
+            Some(task) => Ok(task),
+            None => Err(self.missing(user, id, expected).await?),
+        }
+    }
+
+    async fn delete_once(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        expected: Option<Version>,
+    ) -> Result<(), StoreError> {
+        let rows = self
+            .query(statements::delete_task(self.dialect, user, id, expected))
+            .await?;
+        if rows.is_empty() {
+            Err(self.missing(user, id, expected).await?)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn clear_completed_once(&self, user: &UserId) -> Result<u64, StoreError> {
+        self.execute(statements::clear_completed(self.dialect, user))
+            .await
+    }
+}
+
+/// Runs a `*_once` operation; if it failed on a missing schema and auto-migration is on,
+/// migrates and runs it once more. (A macro rather than a function taking an async closure,
+/// so that the futures stay `Send` whenever the executor's are.) Operations roll back their
+/// own transactions on error, so the migration starts on a clean session.
+macro_rules! migrating {
+    ($store:ident, $op:expr) => {
+        match $op.await {
+            Err(_) if $store.migration_due() => {
+                $store.migrate_now().await?;
+                $op.await
+            }
+            done => done,
+        }
+    };
+}
+
+impl<E: Executor> TaskStore for SqlStore<E> {
+    async fn create(
+        &self,
+        user: &UserId,
+        task: NewTask,
+        idempotency: Option<Idempotency>,
+        now: Timestamp,
+    ) -> Result<Created, StoreError> {
+        migrating!(
+            self,
+            self.create_once(user, &task, idempotency.as_ref(), now)
+        )
+    }
+
+    async fn get(&self, user: &UserId, id: TaskId) -> Result<Task, StoreError> {
+        migrating!(self, self.get_once(user, id))
+    }
+
+    async fn list(&self, user: &UserId, query: &ListQuery) -> Result<Page, StoreError> {
+        migrating!(self, self.list_once(user, query))
+    }
+
+    async fn update(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        patch: &TaskPatch,
+        expected: Option<Version>,
+        now: Timestamp,
+    ) -> Result<Task, StoreError> {
+        migrating!(self, self.update_once(user, id, patch, expected, now))
+    }
+
+    async fn set_completion(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        completion: Completion,
+        expected: Option<Version>,
+        now: Timestamp,
+    ) -> Result<Task, StoreError> {
+        migrating!(
+            self,
+            self.set_completion_once(user, id, completion, expected, now)
+        )
+    }
+
+    async fn delete(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        expected: Option<Version>,
+    ) -> Result<(), StoreError> {
+        migrating!(self, self.delete_once(user, id, expected))
+    }
+
+    async fn clear_completed(&self, user: &UserId) -> Result<u64, StoreError> {
+        migrating!(self, self.clear_completed_once(user))
+    }
+
+    /// `SELECT 1`; with auto-migration, the check that every migration is applied (one
+    /// query), applying the missing ones.
+    async fn ping(&self) -> Result<(), StoreError> {
+        if !self.auto_migrate {
+            return self
+                .executor
+                .query("SELECT 1", &[])
+                .await
+                .map(drop)
+                .map_err(store_error);
+        }
+        if !schema_is_current(&self.executor, self.dialect)
+            .await
+            .map_err(store_error)?
+        {
+            migrate(&self.executor, self.dialect)
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(())
+    }
+}

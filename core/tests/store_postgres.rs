@@ -1,0 +1,474 @@
+//! The shared store suite against [`SqlStore`] on a real PostgreSQL (`tokio-postgres`), one
+//! fresh schema per test, plus migration and concurrency tests.
+//!
+//! Connects to `host=127.0.0.1 port=5432 user=postgres dbname=test`, or to
+//! `TEST_DATABASE_URL`. An unreachable database fails every test, unless `SKIP_DB_TESTS=1`,
+//! which skips them with a message.
+//!
+//! The executor binds parameters as strictly as Spin's host does (an `Int` only to `int8`,
+//! `Text` only to text types, `Bool` only to `boolean`), so a statement that would need
+//! PostgreSQL to convert a parameter fails here as it would in the component.
+#![cfg(feature = "sql")]
+
+mod store_suite;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use task_api_core::sql::{
+    DbError, Dialect, Executor, MIGRATIONS, SqlStore, SqlValue, migrate, schema_is_current,
+};
+use task_api_core::{Completion, TaskStore};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, NoTls};
+
+const DEFAULT_URL: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
+
+fn database_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+}
+
+fn skipping() -> bool {
+    std::env::var("SKIP_DB_TESTS").is_ok_and(|v| v == "1")
+}
+
+/// An [`Executor`] over one `tokio-postgres` connection.
+struct PgExecutor {
+    client: Client,
+}
+
+fn db_error(e: tokio_postgres::Error) -> DbError {
+    let Some(code) = e.code() else {
+        // No SQLSTATE: the connection broke, or the client refused a value.
+        let message = format!("{e}: {:?}", std::error::Error::source(&e));
+        return if e.is_closed()
+            || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())
+        {
+            DbError::Unavailable(message)
+        } else {
+            DbError::Other(message)
+        };
+    };
+    let code = code.code();
+    let message = match e.as_db_error() {
+        Some(db) => format!("{code}: {}", db.message()),
+        None => format!("{code}: {e}"),
+    };
+    match code {
+        c if c.starts_with("08") => DbError::Unavailable(message),
+        "53300" | "57P01" | "57P02" | "57P03" => DbError::Unavailable(message),
+        "23505" => DbError::UniqueViolation(message),
+        "23514" => DbError::CheckViolation(message),
+        "42P01" | "42703" => DbError::SchemaMissing(message),
+        _ => DbError::Other(message),
+    }
+}
+
+/// Binds values the way Spin's host does: `NULL` to any type, others strictly by type.
+fn bind(types: &[Type], params: &[SqlValue]) -> Result<Vec<Box<dyn ToSql + Sync + Send>>, DbError> {
+    if types.len() != params.len() {
+        return Err(DbError::Other(format!(
+            "statement takes {} parameters, {} given",
+            types.len(),
+            params.len()
+        )));
+    }
+    Ok(types
+        .iter()
+        .zip(params)
+        .map(|(ty, v)| -> Box<dyn ToSql + Sync + Send> {
+            match v {
+                SqlValue::Null => match *ty {
+                    Type::INT2 => Box::new(None::<i16>),
+                    Type::INT4 => Box::new(None::<i32>),
+                    Type::INT8 => Box::new(None::<i64>),
+                    Type::BOOL => Box::new(None::<bool>),
+                    _ => Box::new(None::<String>),
+                },
+                SqlValue::Int(n) => Box::new(*n),
+                SqlValue::Text(s) => Box::new(s.clone()),
+                SqlValue::Bool(b) => Box::new(*b),
+            }
+        })
+        .collect())
+}
+
+fn column(row: &tokio_postgres::Row, i: usize) -> Result<SqlValue, DbError> {
+    let ty = row.columns()[i].type_().clone();
+    let get_err = |e: tokio_postgres::Error| DbError::Other(format!("column {i}: {e}"));
+    Ok(match ty {
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(i)
+            .map_err(get_err)?
+            .map_or(SqlValue::Null, SqlValue::Bool),
+        Type::INT2 => row
+            .try_get::<_, Option<i16>>(i)
+            .map_err(get_err)?
+            .map_or(SqlValue::Null, |n| SqlValue::Int(n.into())),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(i)
+            .map_err(get_err)?
+            .map_or(SqlValue::Null, |n| SqlValue::Int(n.into())),
+        Type::INT8 => row
+            .try_get::<_, Option<i64>>(i)
+            .map_err(get_err)?
+            .map_or(SqlValue::Null, SqlValue::Int),
+        Type::TEXT | Type::VARCHAR | Type::NAME | Type::BPCHAR => row
+            .try_get::<_, Option<String>>(i)
+            .map_err(get_err)?
+            .map_or(SqlValue::Null, SqlValue::Text),
+        other => {
+            return Err(DbError::Other(format!(
+                "column {i}: unsupported type {other}"
+            )));
+        }
+    })
+}
+
+impl Executor for PgExecutor {
+    async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, DbError> {
+        let stmt = self.client.prepare(sql).await.map_err(db_error)?;
+        let args = bind(stmt.params(), params)?;
+        let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as _).collect();
+        let rows = self.client.query(&stmt, &refs).await.map_err(db_error)?;
+        rows.iter()
+            .map(|row| (0..row.len()).map(|i| column(row, i)).collect())
+            .collect()
+    }
+
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, DbError> {
+        let stmt = self.client.prepare(sql).await.map_err(db_error)?;
+        let args = bind(stmt.params(), params)?;
+        let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as _).collect();
+        self.client.execute(&stmt, &refs).await.map_err(db_error)
+    }
+}
+
+async fn connect(schema: Option<&str>) -> Result<PgExecutor, String> {
+    let url = database_url();
+    let (client, connection) = tokio_postgres::connect(&url, NoTls)
+        .await
+        .map_err(|e| format!("PostgreSQL at `{url}` is unreachable: {e}"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    if let Some(schema) = schema {
+        // The schema name is made by this file (`t_` and digits), never from input.
+        client
+            .batch_execute(&format!("SET search_path TO {schema}"))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(PgExecutor { client })
+}
+
+/// A schema of its own for one test, dropped (with everything in it) when this is dropped.
+struct TestSchema(String);
+
+impl TestSchema {
+    /// A new empty schema, or `None` when skipping; panics when PostgreSQL is unreachable.
+    async fn create() -> Option<TestSchema> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let admin = match connect(None).await {
+            Ok(c) => c,
+            Err(e) if skipping() => {
+                eprintln!("skipping PostgreSQL test (SKIP_DB_TESTS=1): {e}");
+                return None;
+            }
+            Err(e) => panic!(
+                "{e}\nStart PostgreSQL (or set TEST_DATABASE_URL), or set SKIP_DB_TESTS=1 to skip these tests."
+            ),
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "t_{}_{nanos}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        admin
+            .client
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
+            .unwrap();
+        Some(TestSchema(name))
+    }
+
+    async fn executor(&self) -> PgExecutor {
+        connect(Some(&self.0)).await.unwrap()
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        // Drop runs outside any async context we could use (possibly while unwinding), so
+        // clean up on a thread of its own with its own runtime.
+        let name = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(admin) = connect(None).await {
+                    let _ = admin
+                        .client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+async fn fresh() -> Option<(TestSchema, SqlStore<PgExecutor>)> {
+    let schema = TestSchema::create().await?;
+    let exec = schema.executor().await;
+    migrate(&exec, Dialect::Postgres).await.unwrap();
+    Some((schema, SqlStore::new(exec, Dialect::Postgres)))
+}
+
+store_suite::suite_tests!(fresh);
+
+#[tokio::test]
+async fn migrations_apply_once() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let exec = schema.executor().await;
+    assert!(!schema_is_current(&exec, Dialect::Postgres).await.unwrap());
+    let all: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
+    assert_eq!(migrate(&exec, Dialect::Postgres).await.unwrap(), all);
+    assert!(schema_is_current(&exec, Dialect::Postgres).await.unwrap());
+    assert_eq!(
+        migrate(&exec, Dialect::Postgres).await.unwrap(),
+        Vec::<u32>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrations_from_four_connections_at_once_apply_once() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let mut executors = Vec::new();
+    for _ in 0..4 {
+        executors.push(schema.executor().await);
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for exec in executors {
+        set.spawn(async move { migrate(&exec, Dialect::Postgres).await });
+    }
+    let mut applied = Vec::new();
+    while let Some(r) = set.join_next().await {
+        applied.push(r.unwrap().unwrap());
+    }
+    assert_eq!(
+        applied.iter().filter(|a| !a.is_empty()).count(),
+        1,
+        "{applied:?}"
+    );
+    let exec = schema.executor().await;
+    let rows = exec
+        .query(
+            "SELECT version, count(*) FROM schema_migrations GROUP BY version ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap();
+    let expected: Vec<Vec<SqlValue>> = MIGRATIONS
+        .iter()
+        .map(|m| vec![SqlValue::Int(m.version.into()), SqlValue::Int(1)])
+        .collect();
+    assert_eq!(rows, expected);
+    let tables = exec
+        .query(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(tables, [vec![SqlValue::Int(3)]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_toggles_are_atomic() {
+    let Some((schema, store)) = fresh().await else {
+        return;
+    };
+    let u = store_suite::user("toggler");
+    let t = store_suite::create(&store, &u, store_suite::new_task("x"), store_suite::at(0)).await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let exec = schema.executor().await;
+        let u = u.clone();
+        set.spawn(async move {
+            let store = SqlStore::new(exec, Dialect::Postgres);
+            store
+                .set_completion(&u, t.id, Completion::Toggle, None, store_suite::at(1 + i))
+                .await
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap().unwrap();
+    }
+    let after = store.get(&u, t.id).await.unwrap();
+    assert_eq!((after.completed, after.completed_at), (false, None));
+    assert_eq!(after.version.get(), 21);
+    assert_eq!(after.updated_at, store_suite::at(20));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_same_key_creates_make_one_task() {
+    let Some((schema, store)) = fresh().await else {
+        return;
+    };
+    let u = store_suite::user("racer");
+    let new = store_suite::new_task("once");
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let exec = schema.executor().await;
+        let (u, new) = (u.clone(), new.clone());
+        set.spawn(async move {
+            let store = SqlStore::new(exec, Dialect::Postgres);
+            let key = store_suite::key("same-key", &new);
+            store.create(&u, new, key, store_suite::at(0)).await
+        });
+    }
+    let mut created = Vec::new();
+    while let Some(r) = set.join_next().await {
+        created.push(r.unwrap().unwrap());
+    }
+    assert_eq!(created.iter().filter(|c| !c.replayed).count(), 1);
+    assert!(created.iter().all(|c| c.task == created[0].task));
+    assert_eq!(store_suite::all_tasks(&store, &u).await.len(), 1);
+}
+
+#[tokio::test]
+async fn constraint_violations_are_classified_and_statements_are_strictly_typed() {
+    let Some((_schema, store)) = fresh().await else {
+        return;
+    };
+    let exec = store.executor();
+    let insert_key = "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at) \
+                      VALUES ('u', 'k', 'f', 0)";
+    assert_eq!(exec.execute(insert_key, &[]).await, Ok(1));
+    let e = exec.execute(insert_key, &[]).await;
+    assert!(matches!(e, Err(DbError::UniqueViolation(_))), "{e:?}");
+    let e = exec
+        .execute(
+            "INSERT INTO tasks (user_id, title, title_fold, completed, priority, created_at, updated_at) \
+             VALUES ('u', 'x', 'x', false, 7, 0, 0)",
+            &[],
+        )
+        .await;
+    assert!(matches!(e, Err(DbError::CheckViolation(_))), "{e:?}");
+    // Like Spin's host, this executor will not bind an Int to a smallint parameter: that is
+    // why every placeholder carries a cast.
+    let e = exec
+        .query(
+            "SELECT id FROM tasks WHERE priority = $1",
+            &[SqlValue::Int(1)],
+        )
+        .await;
+    assert!(matches!(e, Err(DbError::Other(_))), "{e:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_unavailable() {
+    if TestSchema::create().await.is_none() {
+        return;
+    }
+    let exec = connect(None).await.unwrap();
+    let store = SqlStore::new(exec, Dialect::Postgres);
+    store.ping().await.unwrap();
+    // Kill our own backend: the next statement finds the connection closed.
+    let _ = store
+        .executor()
+        .execute("SELECT pg_terminate_backend(pg_backend_pid())", &[])
+        .await;
+    let e = store.ping().await;
+    assert!(
+        matches!(e, Err(task_api_core::StoreError::Unavailable(_))),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn auto_migrate_creates_the_schema_on_the_first_operation() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let store = SqlStore::new(schema.executor().await, Dialect::Postgres).with_auto_migrate(true);
+    let u = store_suite::user("u1");
+    let created = store_suite::create(
+        &store,
+        &u,
+        store_suite::new_task("first"),
+        store_suite::at(1),
+    )
+    .await;
+    assert_eq!(store.get(&u, created.id).await.unwrap(), created);
+    assert!(
+        schema_is_current(store.executor(), Dialect::Postgres)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn auto_migrate_recovers_inside_an_idempotent_create_transaction() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let store = SqlStore::new(schema.executor().await, Dialect::Postgres).with_auto_migrate(true);
+    let u = store_suite::user("u1");
+    let new = store_suite::new_task("keyed");
+    let key = store_suite::key("k1", &new);
+    let created = store
+        .create(&u, new.clone(), key.clone(), store_suite::at(1))
+        .await
+        .unwrap();
+    let replay = store
+        .create(&u, new, key, store_suite::at(2))
+        .await
+        .unwrap();
+    assert!(replay.replayed);
+    assert_eq!(replay.task.id, created.task.id);
+}
+
+#[tokio::test]
+async fn without_auto_migrate_a_missing_schema_is_an_error() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let store = SqlStore::new(schema.executor().await, Dialect::Postgres);
+    let u = store_suite::user("u1");
+    assert!(
+        store
+            .get(&u, task_api_core::TaskId::new(1).unwrap())
+            .await
+            .is_err()
+    );
+    assert!(
+        !schema_is_current(store.executor(), Dialect::Postgres)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn readiness_applies_pending_migrations_when_auto_migrating() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let store = SqlStore::new(schema.executor().await, Dialect::Postgres).with_auto_migrate(true);
+    store.ping().await.unwrap();
+    assert!(
+        schema_is_current(store.executor(), Dialect::Postgres)
+            .await
+            .unwrap()
+    );
+}
