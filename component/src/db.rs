@@ -1,0 +1,182 @@
+//! The core's SQL executor over Spin's databases: outbound PostgreSQL
+//! (`spin:postgres/postgres@3.0.0`) and the built-in SQLite (`fermyon:spin/sqlite@2.0.0`),
+//! the oldest interfaces that do the job, so one artifact runs on Spin 3.x and 4.x hosts.
+//!
+//! This module only executes statements and converts values; the statements themselves
+//! live in `task_api_core::sql`. The connection is opened on first use, so `/health` never
+//! touches the database. Each backend's errors are mapped to the core's kinds in one
+//! function.
+
+use std::cell::OnceCell;
+
+use spin_sdk::{pg3, sqlite};
+use task_api_core::sql::{DbError, Executor, SqlValue};
+
+use crate::settings::Database;
+
+/// The database of one request.
+pub struct SpinDb {
+    database: Database,
+    connection: OnceCell<Result<Connection, DbError>>,
+}
+
+enum Connection {
+    Postgres(pg3::Connection),
+    Sqlite(sqlite::Connection),
+}
+
+impl SpinDb {
+    /// A database that connects when first used.
+    pub fn new(database: Database) -> Self {
+        SpinDb {
+            database,
+            connection: OnceCell::new(),
+        }
+    }
+
+    fn connection(&self) -> Result<&Connection, DbError> {
+        self.connection
+            .get_or_init(|| match &self.database {
+                Database::Postgres(url) => pg3::Connection::open(url)
+                    .map(Connection::Postgres)
+                    .map_err(pg_error),
+                Database::Sqlite => sqlite::Connection::open("default")
+                    .map(Connection::Sqlite)
+                    .map_err(sqlite_error),
+                Database::Invalid => Err(DbError::Other("database_url is not usable".into())),
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl Executor for SpinDb {
+    async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, DbError> {
+        match self.connection()? {
+            Connection::Postgres(c) => {
+                let rows = c.query(sql, &pg_params(params)).map_err(pg_error)?;
+                Ok(rows
+                    .rows
+                    .into_iter()
+                    .map(|row| row.into_iter().map(from_pg).collect())
+                    .collect())
+            }
+            Connection::Sqlite(c) => {
+                let result = c
+                    .execute(sql, &sqlite_params(params))
+                    .map_err(sqlite_error)?;
+                Ok(result
+                    .rows
+                    .into_iter()
+                    .map(|row| row.values.into_iter().map(from_sqlite).collect())
+                    .collect())
+            }
+        }
+    }
+
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, DbError> {
+        match self.connection()? {
+            Connection::Postgres(c) => c.execute(sql, &pg_params(params)).map_err(pg_error),
+            Connection::Sqlite(c) => {
+                c.execute(sql, &sqlite_params(params))
+                    .map_err(sqlite_error)?;
+                // Spin's SQLite interface returns no count: ask the same connection.
+                let changes = c.execute("SELECT changes()", &[]).map_err(sqlite_error)?;
+                Ok(match changes.rows.first().and_then(|r| r.values.first()) {
+                    Some(sqlite::Value::Integer(n)) => u64::try_from(*n).unwrap_or(0),
+                    _ => 0,
+                })
+            }
+        }
+    }
+}
+
+fn pg_params(params: &[SqlValue]) -> Vec<pg3::ParameterValue> {
+    params
+        .iter()
+        .map(|p| match p {
+            SqlValue::Null => pg3::ParameterValue::DbNull,
+            SqlValue::Int(n) => pg3::ParameterValue::Int64(*n),
+            SqlValue::Text(s) => pg3::ParameterValue::Str(s.clone()),
+            SqlValue::Bool(b) => pg3::ParameterValue::Boolean(*b),
+        })
+        .collect()
+}
+
+fn from_pg(v: pg3::DbValue) -> SqlValue {
+    match v {
+        pg3::DbValue::Boolean(b) => SqlValue::Bool(b),
+        pg3::DbValue::Int8(n) => SqlValue::Int(n.into()),
+        pg3::DbValue::Int16(n) => SqlValue::Int(n.into()),
+        pg3::DbValue::Int32(n) => SqlValue::Int(n.into()),
+        pg3::DbValue::Int64(n) => SqlValue::Int(n),
+        pg3::DbValue::Str(s) => SqlValue::Text(s),
+        // The schema uses only booleans, integers and text; anything else is a decoding
+        // problem the store reports.
+        _ => SqlValue::Null,
+    }
+}
+
+fn sqlite_params(params: &[SqlValue]) -> Vec<sqlite::Value> {
+    params
+        .iter()
+        .map(|p| match p {
+            SqlValue::Null => sqlite::Value::Null,
+            SqlValue::Int(n) => sqlite::Value::Integer(*n),
+            SqlValue::Text(s) => sqlite::Value::Text(s.clone()),
+            SqlValue::Bool(b) => sqlite::Value::Integer(i64::from(*b)),
+        })
+        .collect()
+}
+
+fn from_sqlite(v: sqlite::Value) -> SqlValue {
+    match v {
+        sqlite::Value::Integer(n) => SqlValue::Int(n),
+        sqlite::Value::Text(s) => SqlValue::Text(s),
+        sqlite::Value::Null | sqlite::Value::Real(_) | sqlite::Value::Blob(_) => SqlValue::Null,
+    }
+}
+
+/// Spin reports a failed Postgres query as text: the host's rendering of the driver error,
+/// which carries the SQLSTATE as `SqlState(Exxxxx)`. This is the one place that reads it.
+fn pg_error(e: pg3::PgError) -> DbError {
+    match e {
+        pg3::PgError::ConnectionFailed(m) => DbError::Unavailable(m),
+        pg3::PgError::QueryFailed(m) => {
+            let state = m
+                .find("SqlState(E")
+                .map(|i| &m[i + "SqlState(E".len()..])
+                .and_then(|s| s.get(..5))
+                .unwrap_or("");
+            match state {
+                "23505" => DbError::UniqueViolation(m),
+                "23514" => DbError::CheckViolation(m),
+                "42P01" | "42703" => DbError::SchemaMissing(m),
+                s if s.starts_with("08") || s == "53300" || s.starts_with("57P0") => {
+                    DbError::Unavailable(m)
+                }
+                "" if m.contains("Closed") || m.contains("kind: Io") => DbError::Unavailable(m),
+                _ => DbError::Other(m),
+            }
+        }
+        other => DbError::Other(format!("{other:?}")),
+    }
+}
+
+fn sqlite_error(e: sqlite::Error) -> DbError {
+    match e {
+        sqlite::Error::Io(m) if m.contains("UNIQUE constraint failed") => {
+            DbError::UniqueViolation(m)
+        }
+        sqlite::Error::Io(m) if m.contains("CHECK constraint failed") => DbError::CheckViolation(m),
+        sqlite::Error::Io(m) if m.contains("no such table") || m.contains("no such column") => {
+            DbError::SchemaMissing(m)
+        }
+        sqlite::Error::Io(m) if m.contains("database is locked") || m.contains("busy") => {
+            DbError::Unavailable(m)
+        }
+        sqlite::Error::Io(m) => DbError::Other(m),
+        sqlite::Error::DatabaseFull => DbError::Unavailable("the SQLite database is full".into()),
+        other => DbError::Other(format!("{other:?}")),
+    }
+}

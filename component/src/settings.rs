@@ -1,0 +1,164 @@
+//! The component's settings: the core's, plus where the data lives. Read once per request
+//! from Spin variables, every problem reported at once, defaults in [`SETTINGS`].
+
+use task_api_core::sql::Dialect;
+use task_api_core::{Config, ConfigError, ConfigProblem, Setting};
+
+/// The settings only the component reads (the core's are in `task_api_core::SETTINGS`).
+pub const SETTINGS: [Setting; 2] = [
+    Setting {
+        name: "database_url",
+        default: Some(""),
+        secret: true,
+    },
+    Setting {
+        name: "auto_migrate",
+        default: Some("true"),
+        secret: false,
+    },
+];
+
+/// Where tasks are stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// Spin's built-in SQLite database `default` (when `database_url` is empty).
+    Sqlite,
+    /// A PostgreSQL server reached through Spin's outbound Postgres.
+    Postgres(String),
+    /// `database_url` is set but unusable; task routes answer 500 naming it.
+    Invalid,
+}
+
+impl Database {
+    /// The SQL dialect of this database.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Database::Postgres(_) => Dialect::Postgres,
+            Database::Sqlite | Database::Invalid => Dialect::Sqlite,
+        }
+    }
+}
+
+/// Everything the component needs to serve one request.
+pub struct Settings {
+    /// The core's configuration, or every problem with any setting.
+    pub core: Result<Config, ConfigError>,
+    /// Where tasks are stored.
+    pub database: Database,
+    /// Whether to apply pending migrations when the schema is missing or behind.
+    pub auto_migrate: bool,
+}
+
+impl Settings {
+    /// Reads every setting through `lookup` (Spin variables in the component).
+    pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Settings {
+        let get = |name: &str| -> String {
+            let default = SETTINGS
+                .iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.default);
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.unwrap_or("").to_owned())
+        };
+        let mut problems = Vec::new();
+
+        let url = get("database_url");
+        let database = if url.is_empty() {
+            Database::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Database::Postgres(url)
+        } else {
+            problems.push(ConfigProblem {
+                setting: "database_url",
+                message: "must be empty (SQLite) or a postgres:// URL".into(),
+            });
+            Database::Invalid
+        };
+
+        let auto_migrate = match get("auto_migrate").to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => {
+                problems.push(ConfigProblem {
+                    setting: "auto_migrate",
+                    message: "must be true or false".into(),
+                });
+                false
+            }
+        };
+
+        let core = match (Config::from_lookup(&lookup), problems.is_empty()) {
+            (Ok(config), true) => Ok(config),
+            (Ok(_), false) => Err(ConfigError { problems }),
+            (Err(mut e), _) => {
+                e.problems.extend(problems);
+                Err(e)
+            }
+        };
+        Settings {
+            core,
+            database,
+            auto_migrate,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "a test secret of at least thirty-two bytes";
+
+    fn load(pairs: &[(&str, &str)]) -> Settings {
+        Settings::load(|n| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn empty_database_url_means_sqlite_with_auto_migrate() {
+        let s = load(&[("jwt_secret", SECRET)]);
+        assert!(s.core.is_ok());
+        assert_eq!(s.database, Database::Sqlite);
+        assert!(s.auto_migrate);
+    }
+
+    #[test]
+    fn postgres_url_selects_postgres() {
+        let s = load(&[
+            ("jwt_secret", SECRET),
+            ("database_url", "postgres://u@db:5432/tasks"),
+        ]);
+        assert_eq!(
+            s.database,
+            Database::Postgres("postgres://u@db:5432/tasks".into())
+        );
+    }
+
+    #[test]
+    fn every_bad_setting_is_named_with_the_core_ones() {
+        let s = load(&[("database_url", "mysql://x"), ("auto_migrate", "sometimes")]);
+        let names: Vec<&str> = s
+            .core
+            .unwrap_err()
+            .problems
+            .iter()
+            .map(|p| p.setting)
+            .collect();
+        assert_eq!(names, ["jwt_secret", "database_url", "auto_migrate"]);
+    }
+
+    #[test]
+    fn problems_never_show_the_database_url() {
+        let s = load(&[
+            ("jwt_secret", SECRET),
+            ("database_url", "mysql://user:hunter2@x"),
+        ]);
+        assert!(!s.core.unwrap_err().to_string().contains("hunter2"));
+    }
+}
