@@ -472,3 +472,51 @@ async fn readiness_applies_pending_migrations_when_auto_migrating() {
             .unwrap()
     );
 }
+
+/// The README's hand-migration script (`migrations/apply-postgres.sh`, psql) produces the
+/// schema the runner expects, and both see the other's work.
+#[tokio::test]
+async fn hand_migration_script_matches_the_runner() {
+    let Some(schema) = TestSchema::create().await else {
+        return;
+    };
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../migrations/apply-postgres.sh"
+    );
+    let run = || {
+        let out = std::process::Command::new("sh")
+            .arg(script)
+            .env("DATABASE_URL", database_url())
+            .env("PGOPTIONS", format!("-c search_path={}", schema.0))
+            .output()
+            .expect("sh and psql are installed");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    assert!(
+        run().contains("applied"),
+        "the first run applies every file"
+    );
+    assert_eq!(run(), "", "the second run applies nothing");
+    let exec = schema.executor().await;
+    assert!(schema_is_current(&exec, Dialect::Postgres).await.unwrap());
+    assert_eq!(
+        migrate(&exec, Dialect::Postgres).await.unwrap(),
+        Vec::<u32>::new()
+    );
+    let store = SqlStore::new(exec, Dialect::Postgres);
+    let u = store_suite::user("u1");
+    store_suite::create(
+        &store,
+        &u,
+        store_suite::new_task("works"),
+        store_suite::at(1),
+    )
+    .await;
+}
