@@ -377,8 +377,15 @@ impl ListQuery {
 
     /// The opaque cursor for the page that follows `last`.
     pub fn cursor_after(&self, last: &Task) -> String {
-        let mut raw = format!("{}|{}|", self.digest(), last.id);
-        match self.sort.key.value_of(last) {
+        self.encode_cursor(&Position {
+            value: self.sort.key.value_of(last),
+            id: last.id,
+        })
+    }
+
+    fn encode_cursor(&self, position: &Position) -> String {
+        let mut raw = format!("{}|{}|", self.digest(), position.id);
+        match &position.value {
             SortValue::Time(t) => write!(raw, "{}", t.as_millis()),
             SortValue::Text(s) => write!(raw, "{s}"),
             SortValue::Rank(r) => write!(raw, "{r}"),
@@ -386,6 +393,43 @@ impl ListQuery {
         }
         .ok();
         URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// This query as a URL query string that [`ListQuery::parse`] reads back as an equal
+    /// query, cursor included: what a Rust client of the HTTP API sends.
+    ///
+    /// ```
+    /// use task_api_core::ListQuery;
+    /// let q = ListQuery::parse("priority=high,low&q=Milk&sort=-title&limit=5").unwrap();
+    /// assert_eq!(ListQuery::parse(&q.to_query_string()).unwrap(), q);
+    /// ```
+    pub fn to_query_string(&self) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        let status = match self.status {
+            StatusFilter::All => "all",
+            StatusFilter::Pending => "pending",
+            StatusFilter::Completed => "completed",
+        };
+        out.append_pair("status", status);
+        if !self.priorities.is_empty() {
+            let names: Vec<&str> = self.priorities.iter().map(|p| p.as_str()).collect();
+            out.append_pair("priority", &names.join(","));
+        }
+        if let Some(q) = &self.search {
+            out.append_pair("q", q);
+        }
+        if let Some(d) = self.due_before {
+            out.append_pair("due_before", &d.to_string());
+        }
+        if let Some(d) = self.due_after {
+            out.append_pair("due_after", &d.to_string());
+        }
+        out.append_pair("sort", &self.sort.to_string());
+        out.append_pair("limit", &self.limit.to_string());
+        if let Some(p) = &self.after {
+            out.append_pair("cursor", &self.encode_cursor(p));
+        }
+        out.finish()
     }
 
     fn decode_cursor(&self, cursor: &str) -> Option<Position> {
@@ -532,6 +576,19 @@ mod tests {
                 (t.id, &q.sort().key.value_of(&t)),
                 "{key}"
             );
+        }
+    }
+
+    #[test]
+    fn query_string_round_trips_with_every_filter_and_a_cursor() {
+        let t = task(9, "Zed|x", Some("2026-03-04"));
+        for sort in ["title", "-due_date", "priority", "-updated_at"] {
+            let base = format!(
+                "status=pending&priority=low,high&q=a%25b&due_after=2026-01-01&due_before=2026-12-31&sort={sort}&limit=7"
+            );
+            let first = ListQuery::parse(&base).unwrap();
+            let q = ListQuery::parse(&format!("{base}&cursor={}", first.cursor_after(&t))).unwrap();
+            assert_eq!(ListQuery::parse(&q.to_query_string()).unwrap(), q, "{sort}");
         }
     }
 
