@@ -1,0 +1,461 @@
+//! A small Spin-compatible host for the task API's tests.
+//!
+//! It runs the real component (`task_api_spin.wasm`) the way `spin up` would for this
+//! project: it reads `spin.toml`, resolves the application variables (explicit values,
+//! then `SPIN_VARIABLE_<NAME>`, then defaults), and serves the component over HTTP with
+//! one fresh instance per request. The component gets WASI 0.2, `wasi:http` (outgoing
+//! requests checked against `allowed_outbound_hosts`) and the Spin interfaces it imports:
+//! `spin:postgres/postgres@3.0.0`, `fermyon:spin/sqlite@2.0.0`,
+//! `fermyon:spin/variables@2.0.0` and `fermyon:spin/key-value@2.0.0`.
+//!
+//! ```no_run
+//! # async fn example() -> spin_test_host::Result<()> {
+//! let wasm = spin_test_host::build_component();
+//! let host = spin_test_host::Host::builder()
+//!     .wasm(wasm)
+//!     .variable("jwt_secret", "a test secret of at least thirty-two bytes")
+//!     .sqlite_dir("/tmp/some-test-dir")
+//!     .build()?;
+//! let running = host.serve("127.0.0.1:0").await?;
+//! let response = running.get("/health").await?;
+//! assert_eq!(response.status, 200);
+//! running.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod allowed_hosts;
+pub mod client;
+pub mod manifest;
+
+mod guest_output;
+mod kv;
+mod pg;
+mod server;
+mod sqlite;
+mod state;
+mod variables;
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use tokio::net::ToSocketAddrs;
+use tokio::sync::watch;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::error::Context as _;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+pub use crate::client::Response;
+pub use crate::manifest::App;
+pub use wasmtime::{Error, Result};
+
+/// Bindings for the Spin interfaces the component imports, generated from the WIT files
+/// shipped in the spin-sdk crate (`wit-spin-sdk` is a link made by `build.rs`).
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit-spin-sdk",
+        inline: "
+            package spin-test-host:host;
+
+            world imports {
+                import spin:postgres/postgres@3.0.0;
+                import fermyon:spin/sqlite@2.0.0;
+                import fermyon:spin/variables@2.0.0;
+                import fermyon:spin/key-value@2.0.0;
+            }
+        ",
+        imports: { default: async },
+        with: {
+            "spin:postgres/postgres@3.0.0.connection": crate::pg::PgConnection,
+            "fermyon:spin/sqlite@2.0.0.connection": crate::sqlite::SqliteConnection,
+            "fermyon:spin/key-value@2.0.0.store": crate::kv::KeyValueStore,
+        },
+    });
+}
+
+use crate::state::{Shared, State};
+
+/// The repository root (this crate lives in `tests/spin-host`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("tests/spin-host is two levels below the workspace root")
+        .to_path_buf()
+}
+
+/// Where [`build_component`] puts the component.
+pub fn component_path() -> PathBuf {
+    workspace_root().join("target/wasm-tests/wasm32-wasip2/release/task_api_spin.wasm")
+}
+
+/// Builds the component (`cargo build -p task-api-spin --target wasm32-wasip2 --release`,
+/// in `target/wasm-tests` so it does not wait on other builds' locks) once per process,
+/// and returns the `.wasm` path.
+///
+/// # Panics
+///
+/// If the build fails: its output is on stderr.
+pub fn build_component() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = workspace_root();
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let started = Instant::now();
+            let status = std::process::Command::new(cargo)
+                .args([
+                    "build",
+                    "-p",
+                    "task-api-spin",
+                    "--target",
+                    "wasm32-wasip2",
+                    "--release",
+                ])
+                .env("CARGO_TARGET_DIR", root.join("target/wasm-tests"))
+                .current_dir(&root)
+                .status()
+                .expect("running cargo to build the component");
+            assert!(
+                status.success(),
+                "building the component failed ({status}): \
+                 `cargo build -p task-api-spin --target wasm32-wasip2 --release`, output above"
+            );
+            let wasm = component_path();
+            assert!(
+                wasm.is_file(),
+                "the build did not produce {}",
+                wasm.display()
+            );
+            eprintln!(
+                "spin-test-host: component built in {:.1}s: {}",
+                started.elapsed().as_secs_f64(),
+                wasm.display()
+            );
+            wasm
+        })
+        .clone()
+}
+
+/// Settings for a [`Host`]; see [`Host::builder`].
+#[derive(Clone, Debug)]
+pub struct HostBuilder {
+    manifest: PathBuf,
+    wasm: Option<PathBuf>,
+    sources: manifest::VariableSources,
+    sqlite_dir: PathBuf,
+    max_instances: u32,
+    compile_cache: Option<PathBuf>,
+}
+
+impl Default for HostBuilder {
+    fn default() -> Self {
+        HostBuilder {
+            manifest: workspace_root().join("spin.toml"),
+            wasm: None,
+            sources: manifest::VariableSources {
+                explicit: BTreeMap::new(),
+                process_env: true,
+                dotenv: None,
+            },
+            sqlite_dir: PathBuf::from(".spin"),
+            max_instances: 64,
+            compile_cache: Some(workspace_root().join("target/spin-test-host-cache")),
+        }
+    }
+}
+
+impl HostBuilder {
+    /// The manifest (default: the repository's `spin.toml`).
+    pub fn manifest(mut self, path: impl Into<PathBuf>) -> Self {
+        self.manifest = path.into();
+        self
+    }
+
+    /// The component to run (default: the manifest's `source`, relative to its directory).
+    pub fn wasm(mut self, path: impl Into<PathBuf>) -> Self {
+        self.wasm = Some(path.into());
+        self
+    }
+
+    /// Sets an application variable (`jwt_secret`, or `SPIN_VARIABLE_JWT_SECRET`); it wins
+    /// over the process environment, like `spin up --variable`.
+    pub fn variable(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.sources.explicit.insert(name.into(), value.into());
+        self
+    }
+
+    /// Sets several application variables; see [`HostBuilder::variable`].
+    pub fn variables<K: Into<String>, V: Into<String>>(
+        mut self,
+        values: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        for (k, v) in values {
+            self.sources.explicit.insert(k.into(), v.into());
+        }
+        self
+    }
+
+    /// Whether `SPIN_VARIABLE_<NAME>` is read from the process environment (default
+    /// true). Tests that must not see the developer's environment turn it off.
+    pub fn process_env(mut self, read: bool) -> Self {
+        self.sources.process_env = read;
+        self
+    }
+
+    /// A dotenv file consulted after the process environment, like Spin's `.env`
+    /// (default: none; the binary uses `.env`).
+    pub fn dotenv(mut self, path: Option<PathBuf>) -> Self {
+        self.sources.dotenv = path;
+        self
+    }
+
+    /// The directory of the `default` SQLite database and key-value store (default
+    /// `.spin`, relative to the current directory).
+    pub fn sqlite_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.sqlite_dir = dir.into();
+        self
+    }
+
+    /// How many instances may run at once (default 64); further requests wait.
+    pub fn max_instances(mut self, n: u32) -> Self {
+        self.max_instances = n.max(1);
+        self
+    }
+
+    /// Where compiled components are kept between runs, keyed by the Wasm's content and
+    /// the engine's settings (default `target/spin-test-host-cache`; `None` disables).
+    pub fn compile_cache(mut self, dir: Option<PathBuf>) -> Self {
+        self.compile_cache = dir;
+        self
+    }
+
+    /// Reads the manifest, resolves variables, compiles and pre-instantiates the component.
+    pub fn build(self) -> Result<Host> {
+        let app = manifest::load(&self.manifest, &self.sources)?;
+        let wasm = self.wasm.clone().unwrap_or_else(|| app.source.clone());
+
+        let mut pooling = PoolingAllocationConfig::new();
+        let n = self.max_instances;
+        pooling
+            .total_component_instances(n)
+            .total_core_instances(n.saturating_mul(16))
+            .total_memories(n.saturating_mul(4))
+            .total_tables(n.saturating_mul(8))
+            .total_stacks(n)
+            .max_memory_size(1 << 30);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&config)?;
+
+        // One compilation at a time in a process: hosts built in parallel (tests) wait
+        // for the first one and then load its result from the cache.
+        static COMPILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let started = Instant::now();
+        let (component, cached) = {
+            let _guard = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
+            load_component(&engine, &wasm, self.compile_cache.as_deref())?
+        };
+        let compile_time = started.elapsed();
+
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        bindings::spin::postgres3_0_0::postgres::add_to_linker::<_, HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        )?;
+        bindings::fermyon::spin2_0_0::sqlite::add_to_linker::<_, HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        )?;
+        bindings::fermyon::spin2_0_0::variables::add_to_linker::<_, HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        )?;
+        bindings::fermyon::spin2_0_0::key_value::add_to_linker::<_, HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        )?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .context("the component imports something this host does not provide")?;
+        let pre = ProxyPre::new(pre)
+            .context("the component does not export wasi:http/incoming-handler")?;
+
+        let shared = Arc::new(Shared {
+            pg: pg::PgPools::default(),
+            sqlite: sqlite::SqliteDatabase::new(self.sqlite_dir.join("sqlite_db.db")),
+            kv: kv::KeyValueDatabase::new(self.sqlite_dir.join("sqlite_key_value.db")),
+            app,
+        });
+        Ok(Host {
+            inner: Arc::new(server::Inner::new(pre, shared, n)),
+            wasm,
+            compile_time,
+            cached,
+        })
+    }
+}
+
+/// Compiles `wasm`, or loads the result of an earlier compilation from `cache`.
+fn load_component(engine: &Engine, wasm: &Path, cache: Option<&Path>) -> Result<(Component, bool)> {
+    let bytes = std::fs::read(wasm).with_context(|| {
+        format!(
+            "reading the component {} (build it with `cargo build -p task-api-spin --target wasm32-wasip2 --release`)",
+            wasm.display()
+        )
+    })?;
+    let Some(cache) = cache else {
+        return Ok((Component::new(engine, &bytes)?, false));
+    };
+    // Any fixed-key hasher will do: a different std hasher only means a cache miss.
+    let mut hasher =
+        std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().build_hasher();
+    bytes.hash(&mut hasher);
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    env!("CARGO_PKG_VERSION").hash(&mut hasher);
+    let file = cache.join(format!("{:016x}-{}.cwasm", hasher.finish(), bytes.len()));
+    if file.is_file() {
+        // SAFETY: the file was written by `Component::serialize` below, for an engine with
+        // the same compatibility hash (part of the file name); nothing else writes there.
+        match unsafe { Component::deserialize_file(engine, &file) } {
+            Ok(component) => return Ok((component, true)),
+            Err(e) => eprintln!(
+                "spin-test-host: ignoring the cached {}: {e}",
+                file.display()
+            ),
+        }
+    }
+    let component = Component::new(engine, &bytes)?;
+    let written = std::fs::create_dir_all(cache).and_then(|()| {
+        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, component.serialize().map_err(std::io::Error::other)?)?;
+        std::fs::rename(&tmp, &file)
+    });
+    if let Err(e) = written {
+        eprintln!("spin-test-host: could not cache the compiled component: {e}");
+    }
+    prune_cache(cache, CACHE_KEEP);
+    Ok((component, false))
+}
+
+/// Compiled components kept in the cache directory; older ones are removed.
+const CACHE_KEEP: usize = 6;
+
+/// Removes all but the `keep` most recently written `.cwasm` files of `dir`.
+fn prune_cache(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
+    for (_, path) in files.into_iter().skip(keep) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// A compiled, pre-instantiated component with its resolved manifest, ready to serve.
+pub struct Host {
+    inner: Arc<server::Inner>,
+    wasm: PathBuf,
+    compile_time: std::time::Duration,
+    cached: bool,
+}
+
+impl Host {
+    /// Settings with the defaults described on each [`HostBuilder`] method.
+    pub fn builder() -> HostBuilder {
+        HostBuilder::default()
+    }
+
+    /// The resolved manifest.
+    pub fn app(&self) -> &App {
+        &self.inner.shared.app
+    }
+
+    /// The component file being served.
+    pub fn wasm(&self) -> &Path {
+        &self.wasm
+    }
+
+    /// How long compiling (or loading the cached compilation) took, and whether it came
+    /// from the cache.
+    pub fn compile_time(&self) -> (std::time::Duration, bool) {
+        (self.compile_time, self.cached)
+    }
+
+    /// Listens on `addr` (port 0 picks a free port) and serves requests on the current
+    /// tokio runtime until the returned [`RunningHost`] is shut down or dropped. Use a
+    /// multi-threaded runtime for requests to run in parallel.
+    pub async fn serve(&self, addr: impl ToSocketAddrs) -> Result<RunningHost> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .context("binding the listener")?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(server::accept_loop(listener, self.inner.clone(), stopped));
+        Ok(RunningHost {
+            addr,
+            stop,
+            task: Some(task),
+            inner: self.inner.clone(),
+        })
+    }
+}
+
+/// A host serving requests. Dropping it stops the server at once (open connections are
+/// cut); [`RunningHost::shutdown`] lets requests in progress finish first.
+pub struct RunningHost {
+    /// The address the host listens on.
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    inner: Arc<server::Inner>,
+}
+
+impl RunningHost {
+    /// `http://<addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends a GET request for `path` (with the query) and reads the whole response.
+    pub async fn get(&self, path: &str) -> Result<Response> {
+        client::get(self.addr, path).await
+    }
+
+    /// Sends `request` (its URI is the path and query) and reads the whole response.
+    pub async fn send(&self, request: http::Request<Vec<u8>>) -> Result<Response> {
+        client::send(self.addr, request).await
+    }
+
+    /// Stops accepting connections, lets the requests in progress finish (up to five
+    /// seconds), then closes the pooled PostgreSQL connections.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.inner.shared.pg.close();
+    }
+}
+
+impl Drop for RunningHost {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

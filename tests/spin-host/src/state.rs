@@ -1,0 +1,118 @@
+//! What every request's store holds, and what all requests share.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use crate::guest_output::GuestOutput;
+use crate::kv::KeyValueDatabase;
+use crate::manifest::App;
+use crate::pg::PgPools;
+use crate::sqlite::SqliteDatabase;
+
+/// Application-wide state: the resolved manifest and the database handles.
+pub struct Shared {
+    pub app: App,
+    pub pg: PgPools,
+    pub sqlite: SqliteDatabase,
+    pub kv: KeyValueDatabase,
+}
+
+/// The data of one request's store (one fresh instance per request).
+pub struct State {
+    pub shared: Arc<Shared>,
+    pub table: ResourceTable,
+    pub wasi: WasiCtx,
+    pub http: WasiHttpCtx,
+    pub hooks: OutboundHttp,
+}
+
+impl State {
+    pub fn new(shared: Arc<Shared>) -> State {
+        let mut wasi = WasiCtx::builder();
+        // The guest's stdout and stderr both go to the host's stderr, line by line.
+        wasi.stdout(GuestOutput::default())
+            .stderr(GuestOutput::default());
+        for (k, v) in &shared.app.environment {
+            wasi.env(k, v);
+        }
+        State {
+            hooks: OutboundHttp {
+                shared: shared.clone(),
+            },
+            shared,
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+        }
+    }
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Outbound `wasi:http` requests, checked against `allowed_outbound_hosts` like Spin:
+/// a request to a host that is not allowed fails with `HTTP-request-denied`.
+pub struct OutboundHttp {
+    shared: Arc<Shared>,
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<wasmtime_wasi_http::WasiBody>,
+                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for OutboundHttp {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> SendFuture {
+        let uri = request.uri();
+        let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+        let allowed = uri.host().is_some_and(|host| {
+            self.shared
+                .app
+                .allowed_hosts
+                .allows(&scheme, host, uri.port_u16())
+        });
+        if !allowed {
+            eprintln!(
+                "spin-test-host: the component tried to send a request to {uri}, \
+                 which allowed_outbound_hosts does not allow"
+            );
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
