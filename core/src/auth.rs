@@ -2,8 +2,10 @@
 //!
 //! Verification is `jwt-simple`'s, with the current time passed in (`artificial_time`), so
 //! the same token gives the same answer in a test on any day. Only the configured
-//! algorithms are accepted; the algorithm in the token's header picks the key, and `none`
-//! is never among them.
+//! algorithms are accepted, and `none` is never among them. The algorithm in the token's
+//! header picks the kind of key: the HMAC algorithms use only the shared secret, the
+//! asymmetric ones (`EdDSA`, `ES256`, `RS256`) only a public key of the matching type from
+//! the [`JwkSet`], chosen by the header's `kid`. No key ever serves another algorithm.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -12,6 +14,7 @@ use http::HeaderMap;
 use jwt_simple::JWTError;
 use jwt_simple::prelude::*;
 
+use crate::jwks::{JwkSet, KeyType};
 use crate::task::UserId;
 use crate::time::Timestamp;
 
@@ -61,17 +64,51 @@ pub enum Algorithm {
     HS384,
     /// HMAC with SHA-512.
     HS512,
+    /// Ed25519 signatures (Better Auth's JWT plugin's default); needs a JWKS. The header
+    /// name `Ed25519` (RFC 9864) is read as this too.
+    EdDSA,
+    /// ECDSA on P-256 with SHA-256; needs a JWKS.
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256; needs a JWKS.
+    RS256,
 }
 
 impl Algorithm {
-    /// The algorithm named `s` as in a JWT header (`HS256`, …), if supported.
+    /// The algorithm named `s` as in a JWT header (`HS256`, `EdDSA`, …), if supported.
+    ///
+    /// ```
+    /// use task_api_core::Algorithm;
+    /// assert_eq!(Algorithm::parse("EdDSA"), Some(Algorithm::EdDSA));
+    /// assert_eq!(Algorithm::parse("Ed25519"), Some(Algorithm::EdDSA));
+    /// assert_eq!(Algorithm::parse("none"), None);
+    /// ```
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "HS256" => Some(Algorithm::HS256),
             "HS384" => Some(Algorithm::HS384),
             "HS512" => Some(Algorithm::HS512),
+            "EdDSA" | "Ed25519" => Some(Algorithm::EdDSA),
+            "ES256" => Some(Algorithm::ES256),
+            "RS256" => Some(Algorithm::RS256),
             _ => None,
         }
+    }
+
+    /// The algorithm's name in a JWT header.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::HS256 => "HS256",
+            Algorithm::HS384 => "HS384",
+            Algorithm::HS512 => "HS512",
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::ES256 => "ES256",
+            Algorithm::RS256 => "RS256",
+        }
+    }
+
+    /// Whether the algorithm is an HMAC, verified with the shared secret.
+    pub fn is_hmac(self) -> bool {
+        KeyType::for_algorithm(self).is_none()
     }
 }
 
@@ -87,9 +124,19 @@ pub enum AuthError {
     /// The header names an algorithm that is not configured (including `none`).
     #[error("algorithm not allowed")]
     AlgorithmNotAllowed,
-    /// The signature does not verify with the configured secret.
+    /// The signature does not verify with the configured secret or public key.
     #[error("bad signature")]
     BadSignature,
+    /// The token's `kid` names no key of the JWKS (or, without a `kid`, the JWKS does not
+    /// hold exactly one key of the token's type).
+    #[error("unknown key")]
+    UnknownKey,
+    /// The key the token's `kid` names is of another type than the token's algorithm needs.
+    #[error("key type mismatch")]
+    KeyTypeMismatch,
+    /// The JWKS could not be fetched, so asymmetric tokens cannot be checked.
+    #[error("keys unavailable")]
+    KeysUnavailable,
     /// `exp` is more than the leeway in the past.
     #[error("expired")]
     Expired,
@@ -121,6 +168,9 @@ impl AuthError {
             AuthError::Malformed => "the bearer token is malformed",
             AuthError::AlgorithmNotAllowed => "the token's algorithm is not accepted",
             AuthError::BadSignature => "the token's signature is invalid",
+            AuthError::UnknownKey => "the token's signing key is not known",
+            AuthError::KeyTypeMismatch => "the token's algorithm does not match its signing key",
+            AuthError::KeysUnavailable => "the signing keys could not be fetched",
             AuthError::Expired => "the token has expired",
             AuthError::NotYetValid => "the token is not valid yet",
             AuthError::IssuedInFuture => "the token is issued in the future",
@@ -143,11 +193,29 @@ impl AuthError {
     }
 }
 
-/// Checks bearer tokens against the configured secret, algorithms, issuer and audience.
+/// Where the public keys for asymmetric tokens come from.
+#[derive(Clone, Debug)]
+enum Keys {
+    /// No JWKS is configured: asymmetric tokens are never accepted.
+    None,
+    /// The current key set.
+    Set(JwkSet),
+    /// A JWKS is configured but could not be fetched (or was not handed over yet).
+    Unavailable,
+}
+
+/// Checks bearer tokens against the configured secret, public keys, algorithms, issuer and
+/// audience.
+///
+/// Accepted algorithms: the list given to [`JwtVerifier::with_algorithms`], or, without
+/// one, HS256 when a secret is set plus the algorithm of each type of key in the JWKS
+/// (every asymmetric algorithm while the JWKS is unavailable, so such tokens get
+/// [`AuthError::KeysUnavailable`] rather than a misleading answer).
 #[derive(Clone, Debug)]
 pub struct JwtVerifier {
-    secret: JwtSecret,
-    algorithms: Vec<Algorithm>,
+    secret: Option<JwtSecret>,
+    keys: Keys,
+    algorithms: Option<Vec<Algorithm>>,
     issuers: Option<HashSet<String>>,
     audiences: Option<HashSet<String>>,
 }
@@ -156,8 +224,34 @@ impl JwtVerifier {
     /// A verifier accepting HS256 with `secret`, any issuer and audience.
     pub fn new(secret: JwtSecret) -> Self {
         JwtVerifier {
+            secret: Some(secret),
+            keys: Keys::None,
+            algorithms: None,
+            issuers: None,
+            audiences: None,
+        }
+    }
+
+    /// A verifier with no shared secret, accepting tokens signed by the keys of `keys`
+    /// (with their algorithms, unless [`JwtVerifier::with_algorithms`] says otherwise).
+    /// HMAC tokens are always refused.
+    pub fn from_jwks(keys: JwkSet) -> Self {
+        JwtVerifier {
+            secret: None,
+            keys: Keys::Set(keys),
+            algorithms: None,
+            issuers: None,
+            audiences: None,
+        }
+    }
+
+    /// A verifier with `secret` if any, whose JWKS is not known yet (asymmetric tokens get
+    /// [`AuthError::KeysUnavailable`] until [`JwtVerifier::with_jwks`]).
+    pub(crate) fn awaiting_jwks(secret: Option<JwtSecret>) -> Self {
+        JwtVerifier {
             secret,
-            algorithms: vec![Algorithm::HS256],
+            keys: Keys::Unavailable,
+            algorithms: None,
             issuers: None,
             audiences: None,
         }
@@ -165,7 +259,20 @@ impl JwtVerifier {
 
     /// Accept only these algorithms.
     pub fn with_algorithms(mut self, algorithms: Vec<Algorithm>) -> Self {
-        self.algorithms = algorithms;
+        self.algorithms = Some(algorithms);
+        self
+    }
+
+    /// Verify asymmetric tokens with these public keys (replacing any earlier set).
+    pub fn with_jwks(mut self, keys: JwkSet) -> Self {
+        self.keys = Keys::Set(keys);
+        self
+    }
+
+    /// The JWKS could not be fetched: asymmetric tokens get [`AuthError::KeysUnavailable`];
+    /// HMAC tokens are checked as before.
+    pub fn with_jwks_unavailable(mut self) -> Self {
+        self.keys = Keys::Unavailable;
         self
     }
 
@@ -181,19 +288,30 @@ impl JwtVerifier {
         self
     }
 
+    /// Whether a token of `algorithm` is accepted now.
+    ///
+    /// ```
+    /// use task_api_core::{Algorithm, JwtSecret, JwtVerifier};
+    /// let v = JwtVerifier::new(JwtSecret::new("an example secret of at least 32 bytes!").unwrap());
+    /// assert!(v.accepts(Algorithm::HS256));
+    /// assert!(!v.accepts(Algorithm::HS512) && !v.accepts(Algorithm::EdDSA));
+    /// assert!(v.with_jwks_unavailable().accepts(Algorithm::EdDSA));
+    /// ```
+    pub fn accepts(&self, algorithm: Algorithm) -> bool {
+        if let Some(list) = &self.algorithms {
+            return list.contains(&algorithm);
+        }
+        match (KeyType::for_algorithm(algorithm), &self.keys) {
+            (None, _) => algorithm == Algorithm::HS256 && self.secret.is_some(),
+            (Some(_), Keys::None) => false,
+            (Some(_), Keys::Unavailable) => true,
+            (Some(key_type), Keys::Set(set)) => set.has_type(key_type),
+        }
+    }
+
     /// The user named by the request's bearer token.
     pub fn authenticate(&self, headers: &HeaderMap, now: Timestamp) -> Result<UserId, AuthError> {
-        let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
-        let value = values.next().ok_or(AuthError::Missing)?;
-        if values.next().is_some() {
-            return Err(AuthError::Malformed);
-        }
-        let value = value.to_str().map_err(|_| AuthError::Malformed)?.trim();
-        let (scheme, token) = value.split_once(' ').ok_or(AuthError::Malformed)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(AuthError::Malformed);
-        }
-        self.verify(token.trim(), now)
+        self.verify(bearer_token(headers)?, now)
     }
 
     /// The user named by `token`, if it verifies at time `now`.
@@ -212,18 +330,6 @@ impl JwtVerifier {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Malformed);
         }
-        // With one algorithm allowed, jwt-simple's own check of the header's `alg` against
-        // the key's suffices (a mismatch is `AlgorithmMismatch`), and saves decoding the
-        // header twice.
-        let algorithm = match self.algorithms.as_slice() {
-            [only] => *only,
-            allowed => {
-                let metadata = Token::decode_metadata(token).map_err(|_| AuthError::Malformed)?;
-                Algorithm::parse(metadata.algorithm())
-                    .filter(|a| allowed.contains(a))
-                    .ok_or(AuthError::AlgorithmNotAllowed)?
-            }
-        };
         let options = VerificationOptions {
             time_tolerance: Some(Duration::from_secs(LEEWAY_SECS)),
             artificial_time: Some(Duration::from_secs(
@@ -234,19 +340,29 @@ impl JwtVerifier {
             max_token_length: Some(MAX_TOKEN_BYTES),
             ..Default::default()
         };
-        let key = self.secret.expose();
-        let claims = match algorithm {
-            Algorithm::HS256 => {
-                HS256Key::from_bytes(key).verify_token::<NoCustomClaims>(token, Some(options))
+        let claims = match self.only_hmac() {
+            // With one HMAC algorithm and no public keys, jwt-simple's own check of the
+            // header's `alg` against the key's suffices (a mismatch is `AlgorithmMismatch`),
+            // and saves decoding the header twice.
+            Some(algorithm) => self.verify_hmac(algorithm, token, options)?,
+            None => {
+                let metadata = Token::decode_metadata(token).map_err(|_| AuthError::Malformed)?;
+                let algorithm = Algorithm::parse(metadata.algorithm())
+                    .filter(|a| self.accepts(*a))
+                    .ok_or(AuthError::AlgorithmNotAllowed)?;
+                match KeyType::for_algorithm(algorithm) {
+                    None => self.verify_hmac(algorithm, token, options)?,
+                    Some(key_type) => {
+                        let jwk = match &self.keys {
+                            Keys::None => return Err(AuthError::AlgorithmNotAllowed),
+                            Keys::Unavailable => return Err(AuthError::KeysUnavailable),
+                            Keys::Set(set) => set.select(metadata.key_id(), key_type)?,
+                        };
+                        jwk.verify(token, options).map_err(|e| classify(&e))?
+                    }
+                }
             }
-            Algorithm::HS384 => {
-                HS384Key::from_bytes(key).verify_token::<NoCustomClaims>(token, Some(options))
-            }
-            Algorithm::HS512 => {
-                HS512Key::from_bytes(key).verify_token::<NoCustomClaims>(token, Some(options))
-            }
-        }
-        .map_err(|e| classify(&e))?;
+        };
         if claims.expires_at.is_none() {
             return Err(AuthError::MissingExpiry);
         }
@@ -256,6 +372,63 @@ impl JwtVerifier {
             .and_then(UserId::parse)
             .ok_or(AuthError::BadSubject)
     }
+
+    /// The one algorithm accepted, if it is an HMAC and no public keys are configured.
+    fn only_hmac(&self) -> Option<Algorithm> {
+        if !matches!(self.keys, Keys::None) || self.secret.is_none() {
+            return None;
+        }
+        match self.algorithms.as_deref() {
+            None => Some(Algorithm::HS256),
+            Some([only]) if only.is_hmac() => Some(*only),
+            Some(_) => None,
+        }
+    }
+
+    /// Verifies an HMAC token with the shared secret, and only with it.
+    fn verify_hmac(
+        &self,
+        algorithm: Algorithm,
+        token: &str,
+        options: VerificationOptions,
+    ) -> Result<JWTClaims<NoCustomClaims>, AuthError> {
+        let key = self
+            .secret
+            .as_ref()
+            .ok_or(AuthError::AlgorithmNotAllowed)?
+            .expose();
+        match algorithm {
+            Algorithm::HS256 => {
+                HS256Key::from_bytes(key).verify_token::<NoCustomClaims>(token, Some(options))
+            }
+            Algorithm::HS384 => {
+                HS384Key::from_bytes(key).verify_token::<NoCustomClaims>(token, Some(options))
+            }
+            Algorithm::HS512 => {
+                HS512Key::from_bytes(key).verify_token::<NoCustomClaims>(token, Some(options))
+            }
+            Algorithm::EdDSA | Algorithm::ES256 | Algorithm::RS256 => {
+                return Err(AuthError::AlgorithmNotAllowed);
+            }
+        }
+        .map_err(|e| classify(&e))
+    }
+}
+
+/// The token of the request's `Authorization: Bearer <token>` header (scheme
+/// case-insensitive; one header only).
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let value = values.next().ok_or(AuthError::Missing)?;
+    if values.next().is_some() {
+        return Err(AuthError::Malformed);
+    }
+    let value = value.to_str().map_err(|_| AuthError::Malformed)?.trim();
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Malformed);
+    }
+    Ok(token.trim())
 }
 
 fn classify(e: &jwt_simple::Error) -> AuthError {
@@ -554,5 +727,292 @@ mod tests {
                 .www_authenticate()
                 .contains("error=\"invalid_token\"")
         );
+    }
+
+    mod asymmetric {
+        use std::sync::OnceLock;
+
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+        use super::*;
+
+        fn b64(bytes: &[u8]) -> String {
+            URL_SAFE_NO_PAD.encode(bytes)
+        }
+
+        fn ed25519() -> &'static Ed25519KeyPair {
+            static KEY: OnceLock<Ed25519KeyPair> = OnceLock::new();
+            KEY.get_or_init(|| Ed25519KeyPair::generate().with_key_id("ed"))
+        }
+
+        fn p256() -> &'static ES256KeyPair {
+            static KEY: OnceLock<ES256KeyPair> = OnceLock::new();
+            KEY.get_or_init(|| ES256KeyPair::generate().with_key_id("ec"))
+        }
+
+        /// RSA key generation is slow in debug builds: once per test binary.
+        fn rsa() -> &'static RS256KeyPair {
+            static KEY: OnceLock<RS256KeyPair> = OnceLock::new();
+            KEY.get_or_init(|| RS256KeyPair::generate(2048).unwrap().with_key_id("rsa"))
+        }
+
+        fn ed25519_jwk(kid: &str, key: &Ed25519KeyPair) -> String {
+            format!(
+                r#"{{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","use":"sig","kid":"{kid}","x":"{}"}}"#,
+                b64(&key.public_key().to_bytes())
+            )
+        }
+
+        fn p256_jwk(kid: &str, key: &ES256KeyPair) -> String {
+            let point = key.public_key().public_key().to_bytes_uncompressed();
+            format!(
+                r#"{{"kty":"EC","crv":"P-256","kid":"{kid}","x":"{}","y":"{}"}}"#,
+                b64(&point[1..33]),
+                b64(&point[33..])
+            )
+        }
+
+        fn rsa_jwk(kid: &str, key: &RS256KeyPair) -> String {
+            let c = key.public_key().to_components();
+            format!(
+                r#"{{"kty":"RSA","alg":"RS256","kid":"{kid}","n":"{}","e":"{}"}}"#,
+                b64(&c.n),
+                b64(&c.e)
+            )
+        }
+
+        fn set(jwks: &[String]) -> JwkSet {
+            JwkSet::parse(&format!(r#"{{"keys":[{}]}}"#, jwks.join(","))).unwrap()
+        }
+
+        fn all_keys() -> JwkSet {
+            set(&[
+                ed25519_jwk("ed", ed25519()),
+                p256_jwk("ec", p256()),
+                rsa_jwk("rsa", rsa()),
+            ])
+        }
+
+        /// HS256 with the secret, and every key of the test JWKS.
+        fn mixed() -> JwtVerifier {
+            verifier().with_jwks(all_keys())
+        }
+
+        fn ed_token(c: JWTClaims<NoCustomClaims>) -> String {
+            ed25519().sign(c).unwrap()
+        }
+
+        #[test]
+        fn each_algorithm_verifies_with_its_key() {
+            let v = mixed();
+            assert_eq!(
+                v.verify(&ed_token(claims("u1")), now()).unwrap().as_str(),
+                "u1"
+            );
+            let es = p256().sign(claims("u2")).unwrap();
+            assert_eq!(v.verify(&es, now()).unwrap().as_str(), "u2");
+            let rs = rsa().sign(claims("u3")).unwrap();
+            assert_eq!(v.verify(&rs, now()).unwrap().as_str(), "u3");
+            assert_eq!(
+                v.verify(&hs256(claims("u4")), now()).unwrap().as_str(),
+                "u4"
+            );
+        }
+
+        #[test]
+        fn without_a_secret_only_the_keys_verify() {
+            let v = JwtVerifier::from_jwks(all_keys());
+            assert!(v.verify(&ed_token(claims("u1")), now()).is_ok());
+            assert_eq!(
+                v.verify(&hs256(claims("u1")), now()),
+                Err(AuthError::AlgorithmNotAllowed)
+            );
+        }
+
+        #[test]
+        fn hs256_signed_with_a_public_key_is_refused() {
+            let public = ed25519().public_key().to_bytes();
+            let forged = HS256Key::from_bytes(&public)
+                .with_key_id("ed")
+                .authenticate(claims("admin"))
+                .unwrap();
+            assert_eq!(mixed().verify(&forged, now()), Err(AuthError::BadSignature));
+            assert_eq!(
+                JwtVerifier::from_jwks(all_keys()).verify(&forged, now()),
+                Err(AuthError::AlgorithmNotAllowed)
+            );
+            // The JWK's encoded form as the HMAC key fares no better.
+            let x = b64(&public);
+            let forged = HS256Key::from_bytes(x.as_bytes())
+                .authenticate(claims("admin"))
+                .unwrap();
+            assert_eq!(mixed().verify(&forged, now()), Err(AuthError::BadSignature));
+        }
+
+        #[test]
+        fn a_kid_naming_a_key_of_another_type_is_refused() {
+            // An ES256 token whose kid names the Ed25519 key.
+            let es = ES256KeyPair::from_bytes(&p256().to_bytes())
+                .unwrap()
+                .with_key_id("ed")
+                .sign(claims("u1"))
+                .unwrap();
+            assert_eq!(mixed().verify(&es, now()), Err(AuthError::KeyTypeMismatch));
+        }
+
+        #[test]
+        fn an_algorithm_without_a_key_of_its_type_is_not_accepted() {
+            let v = verifier().with_jwks(set(&[ed25519_jwk("ed", ed25519())]));
+            assert!(!v.accepts(Algorithm::ES256));
+            let es = p256().sign(claims("u1")).unwrap();
+            assert_eq!(v.verify(&es, now()), Err(AuthError::AlgorithmNotAllowed));
+        }
+
+        #[test]
+        fn an_unknown_kid_is_its_own_error() {
+            let other = Ed25519KeyPair::generate().with_key_id("rotated-in");
+            assert_eq!(
+                mixed().verify(&other.sign(claims("u1")).unwrap(), now()),
+                Err(AuthError::UnknownKey)
+            );
+            assert_eq!(
+                AuthError::UnknownKey.description(),
+                "the token's signing key is not known"
+            );
+        }
+
+        #[test]
+        fn a_token_without_kid_uses_the_only_key_of_its_type() {
+            let bare = Ed25519KeyPair::from_bytes(&ed25519().to_bytes()).unwrap();
+            let token = bare.sign(claims("u1")).unwrap();
+            assert!(mixed().verify(&token, now()).is_ok());
+            let two = set(&[
+                ed25519_jwk("ed", ed25519()),
+                ed25519_jwk("ed2", &Ed25519KeyPair::generate()),
+            ]);
+            assert_eq!(
+                verifier().with_jwks(two).verify(&token, now()),
+                Err(AuthError::UnknownKey)
+            );
+        }
+
+        #[test]
+        fn a_right_kid_with_another_key_s_signature_is_a_bad_signature() {
+            let impostor = Ed25519KeyPair::generate().with_key_id("ed");
+            assert_eq!(
+                mixed().verify(&impostor.sign(claims("u1")).unwrap(), now()),
+                Err(AuthError::BadSignature)
+            );
+        }
+
+        #[test]
+        fn unavailable_keys_refuse_asymmetric_tokens_only() {
+            let v = verifier().with_jwks_unavailable();
+            assert_eq!(
+                v.verify(&ed_token(claims("u1")), now()),
+                Err(AuthError::KeysUnavailable)
+            );
+            assert_eq!(
+                v.verify(&rsa().sign(claims("u1")).unwrap(), now()),
+                Err(AuthError::KeysUnavailable)
+            );
+            assert!(v.verify(&hs256(claims("u1")), now()).is_ok());
+            assert_eq!(
+                AuthError::KeysUnavailable.description(),
+                "the signing keys could not be fetched"
+            );
+        }
+
+        #[test]
+        fn configured_algorithms_bound_the_keys() {
+            let v = mixed().with_algorithms(vec![Algorithm::EdDSA]);
+            assert!(v.verify(&ed_token(claims("u1")), now()).is_ok());
+            assert_eq!(
+                v.verify(&hs256(claims("u1")), now()),
+                Err(AuthError::AlgorithmNotAllowed)
+            );
+            assert_eq!(
+                v.verify(&p256().sign(claims("u1")).unwrap(), now()),
+                Err(AuthError::AlgorithmNotAllowed)
+            );
+            // HS256 only, as by default without a JWKS: the keys are not used.
+            let v = mixed().with_algorithms(vec![Algorithm::HS256]);
+            assert_eq!(
+                v.verify(&ed_token(claims("u1")), now()),
+                Err(AuthError::AlgorithmNotAllowed)
+            );
+        }
+
+        #[test]
+        fn alg_none_is_refused_with_keys_too() {
+            let token = format!(
+                "{}.{}.",
+                super::b64(r#"{"alg":"none","kid":"ed"}"#),
+                super::b64(r#"{"sub":"u1","exp":9999999999}"#)
+            );
+            assert_eq!(
+                mixed().verify(&token, now()),
+                Err(AuthError::AlgorithmNotAllowed)
+            );
+        }
+
+        #[test]
+        fn claim_rules_apply_to_asymmetric_tokens() {
+            let mut c = claims("u1");
+            c.expires_at = Some(Duration::from_secs(NOW - 61));
+            assert_eq!(mixed().verify(&ed_token(c), now()), Err(AuthError::Expired));
+            let mut c = claims("u1");
+            c.invalid_before = Some(Duration::from_secs(NOW + 61));
+            assert_eq!(
+                mixed().verify(&ed_token(c), now()),
+                Err(AuthError::NotYetValid)
+            );
+            let mut c = claims("u1");
+            c.expires_at = None;
+            assert_eq!(
+                mixed().verify(&ed_token(c), now()),
+                Err(AuthError::MissingExpiry)
+            );
+            assert_eq!(
+                mixed().verify(&ed_token(claims("")), now()),
+                Err(AuthError::BadSubject)
+            );
+            let v = mixed().with_issuers(HashSet::from(["https://app.example".to_owned()]));
+            assert_eq!(
+                v.verify(&ed_token(claims("u1")), now()),
+                Err(AuthError::WrongIssuer)
+            );
+            let good = claims("u1").with_issuer("https://app.example");
+            assert!(v.verify(&ed_token(good), now()).is_ok());
+        }
+
+        #[test]
+        fn a_tampered_asymmetric_token_is_a_bad_signature() {
+            let token = ed_token(claims("u1"));
+            let parts: Vec<&str> = token.split('.').collect();
+            let forged = format!(
+                "{}.{}.{}",
+                parts[0],
+                super::b64(&format!(r#"{{"sub":"admin","exp":{}}}"#, NOW + 60)),
+                parts[2]
+            );
+            assert_eq!(mixed().verify(&forged, now()), Err(AuthError::BadSignature));
+        }
+
+        #[test]
+        fn algorithm_names_round_trip() {
+            for a in [
+                Algorithm::HS256,
+                Algorithm::HS384,
+                Algorithm::HS512,
+                Algorithm::EdDSA,
+                Algorithm::ES256,
+                Algorithm::RS256,
+            ] {
+                assert_eq!(Algorithm::parse(a.name()), Some(a));
+                assert_eq!(a.is_hmac(), a.name().starts_with("HS"));
+            }
+        }
     }
 }

@@ -10,20 +10,28 @@ use std::fmt;
 
 use crate::auth::{Algorithm, JwtSecret, JwtVerifier, MIN_SECRET_BYTES};
 use crate::cors::CorsOrigins;
+use crate::jwks::JwkSet;
+
+/// Longest accepted `jwt_jwks_ttl`, in seconds (one day).
+pub const MAX_JWKS_TTL_SECS: u64 = 86_400;
 
 /// A setting the core reads, with its default (`None`: required).
 #[derive(Clone, Copy, Debug)]
 pub struct Setting {
     /// The name, as a Spin variable (lower case, underscores).
     pub name: &'static str,
-    /// The value used when the setting is missing or empty; `None` if it is required.
+    /// The value used when the setting is missing or empty; `None` if it is required
+    /// (`jwt_secret`, unless `jwt_jwks` or `jwt_jwks_url` is set).
     pub default: Option<&'static str>,
     /// Whether the value is secret (never logged, never shown).
     pub secret: bool,
 }
 
 /// Every setting of the core, with its default.
-pub const SETTINGS: [Setting; 6] = [
+///
+/// An empty `jwt_algorithms` means HS256 alone without a JWKS; with one, HS256 (when
+/// `jwt_secret` is set) plus the algorithms of the JWKS's keys.
+pub const SETTINGS: [Setting; 9] = [
     Setting {
         name: "jwt_secret",
         default: None,
@@ -31,7 +39,7 @@ pub const SETTINGS: [Setting; 6] = [
     },
     Setting {
         name: "jwt_algorithms",
-        default: Some("HS256"),
+        default: Some(""),
         secret: false,
     },
     Setting {
@@ -42,6 +50,21 @@ pub const SETTINGS: [Setting; 6] = [
     Setting {
         name: "jwt_audience",
         default: Some(""),
+        secret: false,
+    },
+    Setting {
+        name: "jwt_jwks",
+        default: Some(""),
+        secret: false,
+    },
+    Setting {
+        name: "jwt_jwks_url",
+        default: Some(""),
+        secret: false,
+    },
+    Setting {
+        name: "jwt_jwks_ttl",
+        default: Some("300"),
         secret: false,
     },
     Setting {
@@ -91,6 +114,8 @@ pub struct Config {
     pub(crate) verifier: JwtVerifier,
     pub(crate) cors: CorsOrigins,
     pub(crate) accounts: bool,
+    jwks_url: Option<String>,
+    jwks_ttl_secs: u64,
 }
 
 impl Config {
@@ -126,9 +151,57 @@ impl Config {
             problems.push(ConfigProblem { setting, message });
         };
 
+        // The key set first: whether one is configured decides whether the secret is
+        // required.
+        let jwks_raw = get("jwt_jwks");
+        let url_raw = get("jwt_jwks_url");
+        let has_jwks = !jwks_raw.is_empty() || !url_raw.is_empty();
+        let inline = if jwks_raw.is_empty() {
+            None
+        } else {
+            JwkSet::parse(&jwks_raw)
+                .map_err(|e| problem("jwt_jwks", format!("is not a usable JWKS: {e}")))
+                .ok()
+        };
+        let url = if url_raw.is_empty() {
+            None
+        } else {
+            if !jwks_raw.is_empty() {
+                problem(
+                    "jwt_jwks_url",
+                    "cannot be set together with jwt_jwks: pin the keys or fetch them".into(),
+                );
+            }
+            let url = url_raw.trim().to_owned();
+            if !is_http_url(&url) {
+                problem(
+                    "jwt_jwks_url",
+                    "must be an https:// or http:// URL with a host".into(),
+                );
+            }
+            Some(url)
+        };
+        let jwks_ttl_secs = get("jwt_jwks_ttl")
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|t| (1..=MAX_JWKS_TTL_SECS).contains(t));
+        if jwks_ttl_secs.is_none() {
+            problem(
+                "jwt_jwks_ttl",
+                format!("must be a whole number of seconds from 1 to {MAX_JWKS_TTL_SECS}"),
+            );
+        }
+
         let secret_raw = get("jwt_secret");
-        let secret = if secret_raw.is_empty() {
-            problem("jwt_secret", "is required".into());
+        let secret_set = !secret_raw.is_empty();
+        let secret = if !secret_set {
+            if !has_jwks {
+                problem(
+                    "jwt_secret",
+                    "is required unless jwt_jwks or jwt_jwks_url is set".into(),
+                );
+            }
             None
         } else {
             JwtSecret::new(secret_raw).or_else(|| {
@@ -140,15 +213,42 @@ impl Config {
             })
         };
 
-        let algorithms: Option<Vec<Algorithm>> = list(&get("jwt_algorithms"))
-            .map(Algorithm::parse)
-            .collect::<Option<Vec<_>>>()
-            .filter(|a| !a.is_empty());
-        if algorithms.is_none() {
-            problem(
-                "jwt_algorithms",
-                "must list one or more of HS256, HS384, HS512".into(),
-            );
+        // `None`: not set, the accepted algorithms follow the secret and the key set.
+        let algorithms: Result<Option<Vec<Algorithm>>, ()> = {
+            let raw = get("jwt_algorithms");
+            match list(&raw).map(Algorithm::parse).collect::<Option<Vec<_>>>() {
+                Some(a) if a.is_empty() => Ok(None),
+                Some(a) => Ok(Some(a)),
+                None => {
+                    problem(
+                        "jwt_algorithms",
+                        "must list one or more of HS256, HS384, HS512, EdDSA, ES256, RS256".into(),
+                    );
+                    Err(())
+                }
+            }
+        };
+        if let Ok(Some(listed)) = &algorithms {
+            let asymmetric = listed.iter().any(|a| !a.is_hmac());
+            if asymmetric && !has_jwks {
+                problem(
+                    "jwt_algorithms",
+                    "lists EdDSA, ES256 or RS256, which need jwt_jwks or jwt_jwks_url".into(),
+                );
+            }
+            if has_jwks && !asymmetric {
+                problem(
+                    "jwt_algorithms",
+                    "lists none of EdDSA, ES256, RS256, so the keys of jwt_jwks or jwt_jwks_url would never be used"
+                        .into(),
+                );
+            }
+            if has_jwks && !secret_set && listed.iter().any(|a| a.is_hmac()) {
+                problem(
+                    "jwt_secret",
+                    "is required when jwt_algorithms lists HS256, HS384 or HS512".into(),
+                );
+            }
         }
 
         let issuers: HashSet<String> = list(&get("jwt_issuer")).map(str::to_owned).collect();
@@ -165,23 +265,88 @@ impl Config {
             }
         };
 
-        match (secret, algorithms, cors, accounts) {
-            (Some(secret), Some(algorithms), Ok(cors), Some(accounts)) if problems.is_empty() => {
-                let mut verifier = JwtVerifier::new(secret).with_algorithms(algorithms);
-                if !issuers.is_empty() {
-                    verifier = verifier.with_issuers(issuers);
-                }
-                if !audiences.is_empty() {
-                    verifier = verifier.with_audiences(audiences);
-                }
-                Ok(Config {
-                    verifier,
-                    cors,
-                    accounts,
-                })
-            }
-            _ => Err(ConfigError { problems }),
+        // Report in SETTINGS order, each setting's problems in the order found.
+        problems.sort_by_key(|p| SETTINGS.iter().position(|s| s.name == p.setting));
+        let (Ok(algorithms), Ok(cors), Some(accounts), Some(jwks_ttl_secs), true) = (
+            algorithms,
+            cors,
+            accounts,
+            jwks_ttl_secs,
+            problems.is_empty(),
+        ) else {
+            return Err(ConfigError { problems });
+        };
+        let mut verifier = match (secret, inline) {
+            (Some(secret), Some(keys)) => JwtVerifier::new(secret).with_jwks(keys),
+            (None, Some(keys)) => JwtVerifier::from_jwks(keys),
+            (secret, None) if url.is_some() => JwtVerifier::awaiting_jwks(secret),
+            (Some(secret), None) => JwtVerifier::new(secret),
+            // A missing secret without a key set was reported above.
+            (None, None) => return Err(ConfigError { problems }),
+        };
+        if let Some(algorithms) = algorithms {
+            verifier = verifier.with_algorithms(algorithms);
         }
+        if !issuers.is_empty() {
+            verifier = verifier.with_issuers(issuers);
+        }
+        if !audiences.is_empty() {
+            verifier = verifier.with_audiences(audiences);
+        }
+        Ok(Config {
+            verifier,
+            cors,
+            accounts,
+            jwks_url: url,
+            jwks_ttl_secs,
+        })
+    }
+
+    /// The URL of the JWKS the host should fetch (`jwt_jwks_url`), if one is configured.
+    /// Until the host hands over the keys with [`Config::with_fetched_jwks`], asymmetric
+    /// tokens are answered 401 "the signing keys could not be fetched".
+    pub fn jwks_url(&self) -> Option<&str> {
+        self.jwks_url.as_deref()
+    }
+
+    /// How long a fetched JWKS stays fresh, in seconds (`jwt_jwks_ttl`, default
+    /// [`DEFAULT_JWKS_TTL_SECS`](crate::DEFAULT_JWKS_TTL_SECS)); see
+    /// [`JwksCache::is_fresh`](crate::JwksCache::is_fresh).
+    pub fn jwks_ttl_secs(&self) -> u64 {
+        self.jwks_ttl_secs
+    }
+
+    /// This configuration with `keys` as the JWKS for the request (the host fetched them
+    /// from [`Config::jwks_url`], or read them from its cache). Replaces any earlier set,
+    /// including a pinned `jwt_jwks`.
+    ///
+    /// ```
+    /// use jwt_simple::prelude::*;
+    /// use task_api_core::{Config, JwkSet};
+    /// let config = Config::from_lookup(|name| {
+    ///     (name == "jwt_jwks_url").then(|| "https://app.example/api/auth/jwks".into())
+    /// })
+    /// .unwrap();
+    /// assert_eq!(config.jwks_url(), Some("https://app.example/api/auth/jwks"));
+    /// assert_eq!(config.jwks_ttl_secs(), 300);
+    ///
+    /// let key = Ed25519KeyPair::generate().with_key_id("k1");
+    /// let jwk = key.public_key().to_jwk();
+    /// let fetched = JwkSet::parse(&format!(r#"{{"keys":[{jwk}]}}"#)).unwrap();
+    /// let config = config.with_fetched_jwks(fetched);
+    /// # let _ = config;
+    /// ```
+    pub fn with_fetched_jwks(mut self, keys: JwkSet) -> Self {
+        self.verifier = self.verifier.with_jwks(keys);
+        self
+    }
+
+    /// This configuration with no usable JWKS for the request (fetching failed and no
+    /// usable cached copy exists): asymmetric tokens are answered 401 "the signing keys
+    /// could not be fetched"; HMAC tokens are checked as usual.
+    pub fn with_jwks_unavailable(mut self) -> Self {
+        self.verifier = self.verifier.with_jwks_unavailable();
+        self
     }
 
     /// Whether the built-in accounts routes are enabled.
@@ -197,6 +362,17 @@ impl Config {
 
 fn list(s: &str) -> impl Iterator<Item = &str> {
     s.split(',').map(str::trim).filter(|x| !x.is_empty())
+}
+
+/// Whether `s` is an absolute `https://` or `http://` URL with a host.
+fn is_http_url(s: &str) -> bool {
+    let Ok(uri) = s.parse::<http::Uri>() else {
+        return false;
+    };
+    let scheme_ok = uri
+        .scheme_str()
+        .is_some_and(|x| x.eq_ignore_ascii_case("https") || x.eq_ignore_ascii_case("http"));
+    scheme_ok && uri.host().is_some_and(|h| !h.is_empty())
 }
 
 #[cfg(test)]
@@ -266,5 +442,143 @@ mod tests {
         for s in SETTINGS {
             assert_eq!(s.default.is_none(), s.name == "jwt_secret", "{}", s.name);
         }
+    }
+
+    const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+    const URL: &str = "https://app.example/api/auth/jwks";
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|n| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn a_jwks_alone_is_enough() {
+        assert!(problems(&[("jwt_jwks", JWKS)]).is_empty());
+        let config = load(&[("jwt_jwks_url", URL)]).unwrap();
+        assert_eq!(config.jwks_url(), Some(URL));
+        assert_eq!(config.jwks_ttl_secs(), crate::DEFAULT_JWKS_TTL_SECS);
+        assert!(config.verifier().accepts(Algorithm::EdDSA));
+        assert!(!config.verifier().accepts(Algorithm::HS256));
+        assert_eq!(load(&[GOOD]).unwrap().jwks_url(), None);
+    }
+
+    #[test]
+    fn with_a_jwks_and_a_secret_both_kinds_are_accepted_by_default() {
+        let config = load(&[GOOD, ("jwt_jwks", JWKS)]).unwrap();
+        let v = config.verifier();
+        assert!(v.accepts(Algorithm::HS256) && v.accepts(Algorithm::EdDSA));
+        assert!(!v.accepts(Algorithm::ES256) && !v.accepts(Algorithm::HS512));
+    }
+
+    #[test]
+    fn neither_secret_nor_jwks_is_a_secret_problem() {
+        let err = load(&[]).unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert_eq!(err.problems[0].setting, "jwt_secret");
+        assert!(err.problems[0].message.contains("jwt_jwks_url"));
+    }
+
+    #[test]
+    fn a_bad_inline_jwks_is_named_without_its_value() {
+        let bad = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"marker-value"}]}"#;
+        let err = load(&[GOOD, ("jwt_jwks", bad)]).unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert_eq!(err.problems[0].setting, "jwt_jwks");
+        assert!(!err.to_string().contains("marker-value"), "{err}");
+        assert_eq!(problems(&[GOOD, ("jwt_jwks", "{not json")]), ["jwt_jwks"]);
+        // A broken JWKS still counts as configured: no cascade onto jwt_secret.
+        assert_eq!(problems(&[("jwt_jwks", "{not json")]), ["jwt_jwks"]);
+    }
+
+    #[test]
+    fn the_jwks_url_must_be_http_or_https_with_a_host() {
+        for good in [
+            URL,
+            "http://localhost:3000/api/auth/jwks",
+            "HTTPS://a.example",
+        ] {
+            assert!(problems(&[("jwt_jwks_url", good)]).is_empty(), "{good}");
+        }
+        for bad in [
+            "ftp://a.example/jwks",
+            "/api/auth/jwks",
+            "https://",
+            "a.example",
+            "https://a b",
+        ] {
+            assert_eq!(
+                problems(&[GOOD, ("jwt_jwks_url", bad)]),
+                ["jwt_jwks_url"],
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            problems(&[("jwt_jwks", JWKS), ("jwt_jwks_url", URL)]),
+            ["jwt_jwks_url"]
+        );
+    }
+
+    #[test]
+    fn the_ttl_is_a_number_of_seconds_in_range() {
+        let config = load(&[("jwt_jwks_url", URL), ("jwt_jwks_ttl", "60")]).unwrap();
+        assert_eq!(config.jwks_ttl_secs(), 60);
+        for bad in ["0", "-1", "5m", "86401"] {
+            assert_eq!(
+                problems(&[GOOD, ("jwt_jwks_ttl", bad)]),
+                ["jwt_jwks_ttl"],
+                "{bad}"
+            );
+        }
+        let default = SETTINGS.iter().find(|s| s.name == "jwt_jwks_ttl").unwrap();
+        assert_eq!(
+            default.default,
+            Some(crate::DEFAULT_JWKS_TTL_SECS.to_string().as_str())
+        );
+    }
+
+    #[test]
+    fn listed_algorithms_must_fit_the_keys_and_the_secret() {
+        // Asymmetric algorithms need a JWKS.
+        assert_eq!(
+            problems(&[GOOD, ("jwt_algorithms", "EdDSA")]),
+            ["jwt_algorithms"]
+        );
+        // A JWKS that no listed algorithm would use is a mistake.
+        assert_eq!(
+            problems(&[GOOD, ("jwt_jwks", JWKS), ("jwt_algorithms", "HS256")]),
+            ["jwt_algorithms"]
+        );
+        // HMAC algorithms need the secret.
+        assert_eq!(
+            problems(&[("jwt_jwks", JWKS), ("jwt_algorithms", "HS256,EdDSA")]),
+            ["jwt_secret"]
+        );
+        let config = load(&[
+            GOOD,
+            ("jwt_jwks_url", URL),
+            ("jwt_algorithms", "EdDSA, RS256"),
+        ])
+        .unwrap();
+        assert!(config.verifier().accepts(Algorithm::RS256));
+        assert!(!config.verifier().accepts(Algorithm::HS256));
+    }
+
+    #[test]
+    fn problems_come_in_settings_order() {
+        let got = problems(&[
+            ("accounts", "maybe"),
+            ("jwt_jwks_ttl", "x"),
+            ("jwt_jwks_url", "nope"),
+            ("jwt_algorithms", "HS999"),
+        ]);
+        assert_eq!(
+            got,
+            ["jwt_algorithms", "jwt_jwks_url", "jwt_jwks_ttl", "accounts"]
+        );
     }
 }

@@ -38,6 +38,7 @@ mod config;
 mod cors;
 mod error;
 mod handler;
+mod jwks;
 mod listing;
 mod memory;
 mod openapi;
@@ -52,10 +53,15 @@ mod validation;
 pub use auth::{
     Algorithm, AuthError, JwtSecret, JwtVerifier, LEEWAY_SECS, MAX_TOKEN_BYTES, MIN_SECRET_BYTES,
 };
-pub use config::{Config, ConfigError, ConfigProblem, SETTINGS, Setting};
+pub use config::{Config, ConfigError, ConfigProblem, MAX_JWKS_TTL_SECS, SETTINGS, Setting};
 pub use cors::{ALLOWED_HEADERS, EXPOSED_HEADERS, MAX_AGE_SECS};
 pub use error::{ApiError, RETRY_AFTER_SECS};
 pub use handler::{Api, MAX_BODY_BYTES, RequestLog, VERSION};
+pub use jwks::{
+    DEFAULT_JWKS_TTL_SECS, JWKS_MAX_STALE_SECS, JWKS_REFRESH_INTERVAL_SECS, Jwk, JwkSet, JwksCache,
+    JwksError, KeyType, MAX_JWKS_BYTES, MIN_RSA_BITS, bearer_key_id, bearer_uses_jwks,
+    refresh_allowed, should_refresh,
+};
 pub use listing::{
     DEFAULT_LIMIT, Direction, ListQuery, MAX_LIMIT, MAX_SEARCH_CHARS, Position, Sort, SortKey,
     SortValue, StatusFilter,
