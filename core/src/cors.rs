@@ -10,7 +10,8 @@ use http::{HeaderMap, HeaderValue, header};
 pub const ALLOWED_HEADERS: &str =
     "Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-Id";
 /// Response headers a browser script may read.
-pub const EXPOSED_HEADERS: &str = "ETag, Location, X-Request-Id, Retry-After, WWW-Authenticate";
+pub const EXPOSED_HEADERS: &str =
+    "ETag, Location, X-Request-Id, Retry-After, WWW-Authenticate, Idempotent-Replayed";
 /// How long a browser may cache a preflight, in seconds (Chromium caps it at 7200).
 pub const MAX_AGE_SECS: u32 = 7200;
 

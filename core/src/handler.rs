@@ -286,6 +286,12 @@ impl<S: TaskStore> TaskCall<'_, S> {
         if let Ok(v) = HeaderValue::from_str(&location) {
             r.headers_mut().insert(header::LOCATION, v);
         }
+        if created.replayed {
+            // Same status and body as the first answer; this tells a client (and a log)
+            // that nothing new was created.
+            r.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
         Ok(r)
     }
 

@@ -1269,6 +1269,8 @@ fn retry_with_the_same_idempotency_key_returns_the_first_task() {
     assert_eq!((first.status, again.status), (201, 201));
     assert_eq!(again.json, first.json);
     assert_eq!(again.header("location"), first.header("location"));
+    assert_eq!(first.header("idempotent-replayed"), None);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(app.list("u1", "").json["meta"]["total"], 1);
 }
 
