@@ -150,6 +150,7 @@ pub struct HostBuilder {
     sqlite_dir: PathBuf,
     max_instances: u32,
     compile_cache: Option<PathBuf>,
+    test_clock: bool,
 }
 
 impl Default for HostBuilder {
@@ -164,6 +165,7 @@ impl Default for HostBuilder {
             },
             sqlite_dir: PathBuf::from(".spin"),
             max_instances: 64,
+            test_clock: false,
             compile_cache: Some(workspace_root().join("target/spin-test-host-cache")),
         }
     }
@@ -224,6 +226,15 @@ impl HostBuilder {
     /// How many instances may run at once (default 64); further requests wait.
     pub fn max_instances(mut self, n: u32) -> Self {
         self.max_instances = n.max(1);
+        self
+    }
+
+    /// Lets each request set the component's wall clock with an `x-test-now-ms` header
+    /// (milliseconds since the Unix epoch; the header is removed before the component sees
+    /// it). Off by default and in the binary: it exists so that tests that pass `now`
+    /// explicitly (token lifetimes, timestamps, 24-hour key expiry) run unchanged over HTTP.
+    pub fn test_clock(mut self, on: bool) -> Self {
+        self.test_clock = on;
         self
     }
 
@@ -294,6 +305,7 @@ impl HostBuilder {
             sqlite: sqlite::SqliteDatabase::new(self.sqlite_dir.join("sqlite_db.db")),
             kv: kv::KeyValueDatabase::new(self.sqlite_dir.join("sqlite_key_value.db")),
             app,
+            test_clock: self.test_clock,
         });
         Ok(Host {
             inner: Arc::new(server::Inner::new(pre, shared, n)),

@@ -227,7 +227,14 @@ async fn handle(
     let Ok(permit) = inner.instances.clone().acquire_owned().await else {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
     };
-    let mut store = Store::new(inner.pre.engine(), State::new(inner.shared.clone()));
+    let now_ms = if inner.shared.test_clock {
+        headers
+            .remove(crate::state::TEST_NOW_HEADER)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+    } else {
+        None
+    };
+    let mut store = Store::new(inner.pre.engine(), State::new(inner.shared.clone(), now_ms));
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let prepared = store
         .data_mut()

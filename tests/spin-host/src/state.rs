@@ -18,6 +18,24 @@ pub struct Shared {
     pub pg: PgPools,
     pub sqlite: SqliteDatabase,
     pub kv: KeyValueDatabase,
+    /// Whether requests may set the wall clock (`HostBuilder::test_clock`).
+    pub test_clock: bool,
+}
+
+/// The request header that sets the wall clock when the test clock is on.
+pub const TEST_NOW_HEADER: &str = "x-test-now-ms";
+
+/// A wall clock stopped at one instant, for a request that asked for it.
+struct FixedClock(std::time::Duration);
+
+impl wasmtime_wasi::HostWallClock for FixedClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(1)
+    }
+
+    fn now(&self) -> std::time::Duration {
+        self.0
+    }
 }
 
 /// The data of one request's store (one fresh instance per request).
@@ -30,8 +48,12 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(shared: Arc<Shared>) -> State {
+    /// A request's state; `now_ms` stops its wall clock there (test clock only).
+    pub fn new(shared: Arc<Shared>, now_ms: Option<u64>) -> State {
         let mut wasi = WasiCtx::builder();
+        if let Some(ms) = now_ms {
+            wasi.wall_clock(FixedClock(std::time::Duration::from_millis(ms)));
+        }
         // The guest's stdout and stderr both go to the host's stderr, line by line.
         wasi.stdout(GuestOutput::default())
             .stderr(GuestOutput::default());
