@@ -25,6 +25,7 @@
 
 pub mod allowed_hosts;
 pub mod client;
+pub mod fixtures;
 pub mod manifest;
 
 mod guest_output;

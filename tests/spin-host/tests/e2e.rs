@@ -1,0 +1,1049 @@
+//! The end-to-end suite: the real `task_api_spin.wasm`, served by the test host over real
+//! HTTP, on SQLite and on PostgreSQL.
+//!
+//! Two parts:
+//! - The storage behaviour suite of `core/tests/store_suite` (the very functions that run
+//!   in-process over the memory store and the native SQL adapters) runs here through
+//!   [`HttpStore`], a `TaskStore` that speaks the HTTP API. The suite passes `now`
+//!   explicitly; the host's test clock (`x-test-now-ms`) makes the component see it.
+//! - Scenarios only HTTP can show: every route and status, two users trying each other's
+//!   tasks, the JWT cases, 20 concurrent clients, idempotent retries, paging through
+//!   hundreds of tasks, and a database that is down.
+
+#[path = "../../../core/tests/store_suite/mod.rs"]
+mod store_suite;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use http::Request;
+use jwt_simple::prelude::*;
+use serde_json::{Value, json};
+use spin_test_host::fixtures::{PgSchema, TempDir};
+use spin_test_host::{Host, RunningHost};
+use task_api_core::{
+    Completion, Created, Description, DueDate, Idempotency, ListQuery, NewTask, Page, Priority,
+    StoreError, Task, TaskId, TaskPatch, TaskStore, Timestamp, Title, UserId, Version,
+};
+
+const SECRET: &str = "an end-to-end secret that is at least thirty-two bytes";
+
+// ------------------------------------------------------------------ serving the component
+
+/// Which database the component uses.
+#[derive(Clone, Copy, Debug)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A served component and what must live as long as it: its data directory, its schema.
+struct Served {
+    running: RunningHost,
+    _host: Host,
+    _dir: TempDir,
+    _schema: Option<PgSchema>,
+}
+
+impl Served {
+    fn addr(&self) -> SocketAddr {
+        self.running.addr
+    }
+}
+
+/// Serves the built component on `db` (fresh file or fresh schema) with the test clock on
+/// and `extra` variables; `None` when PostgreSQL tests are skipped.
+async fn serve(db: Db, extra: &[(&str, &str)]) -> Option<Served> {
+    let dir = TempDir::new("e2e");
+    let mut variables: Vec<(String, String)> = vec![("jwt_secret".into(), SECRET.into())];
+    let schema = match db {
+        Db::Sqlite => None,
+        Db::Postgres => {
+            let schema = PgSchema::create("e2e").await?;
+            variables.push(("database_url".into(), schema.component_url()));
+            variables.push(("database_host".into(), schema.database_host()));
+            Some(schema)
+        }
+    };
+    variables.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let host = Host::builder()
+        .wasm(spin_test_host::build_component())
+        .process_env(false)
+        .variables(variables)
+        .sqlite_dir(dir.path())
+        .test_clock(true)
+        .build()
+        .expect("the host starts");
+    let running = host.serve("127.0.0.1:0").await.expect("the host listens");
+    Some(Served {
+        running,
+        _host: host,
+        _dir: dir,
+        _schema: schema,
+    })
+}
+
+/// An HS256 token for `sub`, issued at `now` and valid for an hour.
+fn token_at(sub: &str, now: Timestamp) -> String {
+    let secs = u64::try_from(now.as_secs()).expect("after 1970");
+    let mut claims = Claims::create(Duration::from_hours(1)).with_subject(sub);
+    claims.issued_at = Some(Duration::from_secs(secs));
+    claims.invalid_before = Some(Duration::from_secs(secs));
+    claims.expires_at = Some(Duration::from_secs(secs + 3600));
+    HS256Key::from_bytes(SECRET.as_bytes())
+        .authenticate(claims)
+        .expect("signing")
+}
+
+/// A reply with its body parsed (`Null` when empty).
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: http::HeaderMap,
+    json: Value,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn id(&self) -> i64 {
+        self.json["data"]["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("an item envelope: {} {}", self.status, self.json))
+    }
+
+    fn ids(&self) -> Vec<i64> {
+        self.json["data"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a list envelope: {}", self.json))
+            .iter()
+            .map(|t| t["id"].as_i64().unwrap())
+            .collect()
+    }
+}
+
+/// Sends one request at the component's clock `now`: with a bearer token for `user` (none
+/// when `None`), a JSON body when given, and extra headers.
+async fn send_at(
+    addr: SocketAddr,
+    now: Timestamp,
+    method: &str,
+    path: &str,
+    user: Option<&str>,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-test-now-ms", now.as_millis().to_string());
+    if let Some(u) = user {
+        b = b.header("authorization", format!("Bearer {}", token_at(u, now)));
+    }
+    if body.is_some() {
+        b = b.header("content-type", "application/json");
+    }
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let body = body.map(|v| v.to_string().into_bytes()).unwrap_or_default();
+    let r = spin_test_host::client::send(addr, b.body(body).expect("a valid request"))
+        .await
+        .expect("the host answers");
+    let json = if r.body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.text()))
+    };
+    Reply {
+        status: r.status,
+        headers: r.headers,
+        json,
+    }
+}
+
+// ------------------------------------------------------------------ the store suite over HTTP
+
+/// A [`TaskStore`] that is a client of the served API, so the storage suite reaches the
+/// component's SQL through every layer: HTTP, the core's handler, the Spin interfaces.
+///
+/// List items carry no `ETag`; their versions come from the ones this client saw last
+/// (every change goes through it), or from a `GET` for a task it has not seen.
+struct HttpStore {
+    addr: SocketAddr,
+    /// The clock of the latest call that named one; calls that take no `now` use it.
+    clock: Mutex<Timestamp>,
+    versions: Mutex<HashMap<i64, Version>>,
+}
+
+impl HttpStore {
+    fn new(addr: SocketAddr) -> Self {
+        HttpStore {
+            addr,
+            clock: Mutex::new(store_suite::at(0)),
+            versions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn now(&self, now: Option<Timestamp>) -> Timestamp {
+        let mut clock = self.clock.lock().unwrap();
+        if let Some(n) = now {
+            *clock = n;
+        }
+        *clock
+    }
+
+    async fn call(
+        &self,
+        now: Option<Timestamp>,
+        method: &str,
+        path: &str,
+        user: &UserId,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let now = self.now(now);
+        send_at(
+            self.addr,
+            now,
+            method,
+            path,
+            Some(user.as_str()),
+            body,
+            headers,
+        )
+        .await
+    }
+
+    /// The task of an item reply, remembering its version.
+    fn item(&self, r: &Reply) -> Result<Task, StoreError> {
+        if r.status >= 300 {
+            return Err(error_of(r));
+        }
+        let version = r
+            .header("etag")
+            .and_then(Version::from_etag)
+            .ok_or_else(|| StoreError::Other(format!("no ETag on {}", r.json)))?;
+        let task = decode(&r.json["data"], version);
+        self.versions.lock().unwrap().insert(task.id.get(), version);
+        Ok(task)
+    }
+}
+
+/// The store error an API error stands for.
+fn error_of(r: &Reply) -> StoreError {
+    match (r.status, r.json["code"].as_str()) {
+        (404, _) => StoreError::NotFound,
+        (412, _) => StoreError::VersionConflict,
+        (422, Some("idempotency_key_reused")) => StoreError::IdempotencyKeyReused,
+        (503, _) => StoreError::Unavailable(r.json.to_string()),
+        _ => StoreError::Other(format!("{} {}", r.status, r.json)),
+    }
+}
+
+/// A task from its JSON, through the core's constructors.
+fn decode(v: &Value, version: Version) -> Task {
+    let s = |k: &str| v[k].as_str();
+    let time = |k: &str| s(k).map(|t| Timestamp::parse_rfc3339(t).expect(k));
+    Task {
+        id: TaskId::new(v["id"].as_i64().expect("id")).expect("positive id"),
+        user_id: UserId::parse(s("user_id").expect("user_id")).expect("user id"),
+        title: Title::parse(s("title").expect("title")).expect("title"),
+        description: s("description").map(|d| Description::parse(d).unwrap().unwrap()),
+        completed: v["completed"].as_bool().expect("completed"),
+        priority: Priority::parse(s("priority").expect("priority")).expect("priority"),
+        due_date: s("due_date").map(|d| DueDate::parse(d).expect("due_date")),
+        created_at: time("created_at").expect("created_at"),
+        updated_at: time("updated_at").expect("updated_at"),
+        completed_at: time("completed_at"),
+        version,
+    }
+}
+
+fn if_match(expected: Option<Version>) -> Vec<(&'static str, String)> {
+    expected
+        .map(|v| vec![("if-match", v.etag())])
+        .unwrap_or_default()
+}
+
+fn borrowed<'a>(h: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    h.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+impl TaskStore for HttpStore {
+    async fn create(
+        &self,
+        user: &UserId,
+        task: NewTask,
+        idempotency: Option<Idempotency>,
+        now: Timestamp,
+    ) -> Result<Created, StoreError> {
+        let body = serde_json::to_value(&task).expect("a new task is JSON");
+        let key: Vec<(&str, &str)> = idempotency
+            .as_ref()
+            .map(|i| vec![("idempotency-key", i.key.as_str())])
+            .unwrap_or_default();
+        let r = self
+            .call(Some(now), "POST", "/api/tasks", user, Some(&body), &key)
+            .await;
+        let task = self.item(&r)?;
+        Ok(Created {
+            task,
+            replayed: r.header("idempotent-replayed") == Some("true"),
+        })
+    }
+
+    async fn get(&self, user: &UserId, id: TaskId) -> Result<Task, StoreError> {
+        let r = self
+            .call(None, "GET", &format!("/api/tasks/{id}"), user, None, &[])
+            .await;
+        self.item(&r)
+    }
+
+    async fn list(&self, user: &UserId, query: &ListQuery) -> Result<Page, StoreError> {
+        let path = format!("/api/tasks?{}", query.to_query_string());
+        let r = self.call(None, "GET", &path, user, None, &[]).await;
+        if r.status != 200 {
+            return Err(error_of(&r));
+        }
+        let mut tasks = Vec::new();
+        for item in r.json["data"].as_array().expect("data") {
+            let id = item["id"].as_i64().expect("id");
+            let known = self.versions.lock().unwrap().get(&id).copied();
+            let version = match known {
+                Some(v) => v,
+                None => self.get(user, TaskId::new(id).unwrap()).await?.version,
+            };
+            tasks.push(decode(item, version));
+        }
+        Ok(Page {
+            tasks,
+            total: r.json["meta"]["total"].as_u64().expect("total"),
+            has_more: !r.json["meta"]["next_cursor"].is_null(),
+        })
+    }
+
+    async fn update(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        patch: &TaskPatch,
+        expected: Option<Version>,
+        now: Timestamp,
+    ) -> Result<Task, StoreError> {
+        let mut body = serde_json::Map::new();
+        if let Some(t) = patch.title() {
+            body.insert("title".into(), json!(t.as_str()));
+        }
+        if let Some(d) = patch.description() {
+            body.insert("description".into(), json!(d.map(|d| d.as_str())));
+        }
+        if let Some(p) = patch.priority() {
+            body.insert("priority".into(), json!(p.as_str()));
+        }
+        if let Some(d) = patch.due_date() {
+            body.insert("due_date".into(), json!(d.map(|d| d.to_string())));
+        }
+        if let Some(c) = patch.completed() {
+            body.insert("completed".into(), json!(c));
+        }
+        let h = if_match(expected);
+        let path = format!("/api/tasks/{id}");
+        let body = Value::Object(body);
+        let r = self
+            .call(Some(now), "PATCH", &path, user, Some(&body), &borrowed(&h))
+            .await;
+        self.item(&r)
+    }
+
+    async fn set_completion(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        completion: Completion,
+        expected: Option<Version>,
+        now: Timestamp,
+    ) -> Result<Task, StoreError> {
+        let body = match completion {
+            Completion::Toggle => None,
+            Completion::Set(c) => Some(json!({ "completed": c })),
+        };
+        let h = if_match(expected);
+        let path = format!("/api/tasks/{id}/complete");
+        let r = self
+            .call(
+                Some(now),
+                "PATCH",
+                &path,
+                user,
+                body.as_ref(),
+                &borrowed(&h),
+            )
+            .await;
+        self.item(&r)
+    }
+
+    async fn delete(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        expected: Option<Version>,
+    ) -> Result<(), StoreError> {
+        let h = if_match(expected);
+        let path = format!("/api/tasks/{id}");
+        let r = self
+            .call(None, "DELETE", &path, user, None, &borrowed(&h))
+            .await;
+        match r.status {
+            204 => Ok(()),
+            _ => Err(error_of(&r)),
+        }
+    }
+
+    async fn clear_completed(&self, user: &UserId) -> Result<u64, StoreError> {
+        let path = "/api/tasks?status=completed";
+        let r = self.call(None, "DELETE", path, user, None, &[]).await;
+        match r.status {
+            200 => Ok(r.json["data"]["deleted"].as_u64().expect("deleted")),
+            _ => Err(error_of(&r)),
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let r = spin_test_host::client::get(self.addr, "/health/ready")
+            .await
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        match r.status {
+            200 => Ok(()),
+            503 => Err(StoreError::Unavailable(r.text())),
+            s => Err(StoreError::Other(format!("{s} {}", r.text()))),
+        }
+    }
+}
+
+async fn fresh_sqlite() -> Option<(Served, HttpStore)> {
+    let served = serve(Db::Sqlite, &[]).await?;
+    let store = HttpStore::new(served.addr());
+    Some((served, store))
+}
+
+async fn fresh_postgres() -> Option<(Served, HttpStore)> {
+    let served = serve(Db::Postgres, &[]).await?;
+    let store = HttpStore::new(served.addr());
+    Some((served, store))
+}
+
+mod store_suite_over_http_on_sqlite {
+    crate::store_suite::suite_tests!(crate::fresh_sqlite);
+}
+
+mod store_suite_over_http_on_postgres {
+    crate::store_suite::suite_tests!(crate::fresh_postgres);
+}
+
+// ------------------------------------------------------------------ HTTP scenarios
+
+/// A client of one served component, on the real clock.
+struct Api<'a> {
+    served: &'a Served,
+}
+
+impl Api<'_> {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.call_with(method, path, user, body, &[]).await
+    }
+
+    async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let now = Timestamp::from_system_time(std::time::SystemTime::now());
+        send_at(
+            self.served.addr(),
+            now,
+            method,
+            path,
+            user,
+            body.as_ref(),
+            headers,
+        )
+        .await
+    }
+
+    async fn create(&self, user: &str, body: Value) -> Reply {
+        let r = self
+            .call("POST", "/api/tasks", Some(user), Some(body))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.json);
+        r
+    }
+
+    async fn page_through(&self, user: &str, query: &str) -> Vec<i64> {
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/api/tasks?{query}&cursor={c}"),
+                None => format!("/api/tasks?{query}"),
+            };
+            let r = self.call("GET", &path, Some(user), None).await;
+            assert_eq!(r.status, 200, "{}", r.json);
+            ids.extend(r.ids());
+            match r.json["meta"]["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return ids,
+            }
+            assert!(ids.len() < 100_000, "paging never ends");
+        }
+    }
+}
+
+/// Generates one test per database for each scenario.
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod scenarios_on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let served = crate::serve(crate::Db::Sqlite, crate::CORS).await.unwrap();
+                    crate::$name(&crate::Api { served: &served }).await;
+                }
+            )*
+        }
+        mod scenarios_on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(served) = crate::serve(crate::Db::Postgres, crate::CORS).await else {
+                        return;
+                    };
+                    crate::$name(&crate::Api { served: &served }).await;
+                }
+            )*
+        }
+    };
+}
+
+const CORS: &[(&str, &str)] = &[("cors_origins", "https://app.example")];
+
+scenarios!(
+    every_route_answers_as_the_contract_says,
+    users_cannot_reach_each_others_tasks_by_any_route,
+    bad_tokens_are_401_with_the_bearer_challenge,
+    twenty_concurrent_creates_get_distinct_ids,
+    twenty_concurrent_toggles_are_atomic,
+    concurrent_idempotent_retries_create_one_task,
+    paging_visits_hundreds_of_tasks_once_under_every_sort,
+);
+
+async fn every_route_answers_as_the_contract_says(api: &Api<'_>) {
+    let health = api.call("GET", "/health", None, None).await;
+    assert_eq!(
+        (health.status, health.json["status"].clone()),
+        (200, json!("ok"))
+    );
+    assert_eq!(
+        api.call("GET", "/health/ready", None, None).await.status,
+        200
+    );
+    let doc = api.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(
+        (doc.status, doc.json["openapi"].clone()),
+        (200, json!("3.1.0"))
+    );
+    assert_eq!(api.call("GET", "/nowhere", None, None).await.status, 404);
+
+    // Create: 201, Location, ETag; under a user-scoped base too.
+    let c = api
+        .call(
+            "POST",
+            "/api/v1/u1/tasks",
+            Some("u1"),
+            Some(json!({"title": "Buy milk", "priority": "high"})),
+        )
+        .await;
+    assert_eq!(c.status, 201, "{}", c.json);
+    let id = c.id();
+    assert_eq!(
+        c.header("location"),
+        Some(format!("/api/v1/u1/tasks/{id}").as_str())
+    );
+    let etag = c.header("etag").unwrap().to_owned();
+    assert!(c.header("x-request-id").is_some());
+    let item = format!("/api/tasks/{id}");
+
+    // Read: 200, 304 on a matching If-None-Match.
+    let got = api.call("GET", &item, Some("u1"), None).await;
+    assert_eq!(
+        (got.status, got.json["data"]["title"].clone()),
+        (200, json!("Buy milk"))
+    );
+    let not_modified = api
+        .call_with("GET", &item, Some("u1"), None, &[("if-none-match", &etag)])
+        .await;
+    assert_eq!(not_modified.status, 304);
+
+    // Update: 200; a stale If-Match is 412 and changes nothing.
+    let patched = api
+        .call(
+            "PATCH",
+            &item,
+            Some("u1"),
+            Some(json!({"description": "2 litres"})),
+        )
+        .await;
+    assert_eq!(
+        (patched.status, patched.json["data"]["description"].clone()),
+        (200, json!("2 litres"))
+    );
+    let stale = api
+        .call_with(
+            "PUT",
+            &item,
+            Some("u1"),
+            Some(json!({"title": "x"})),
+            &[("if-match", &etag)],
+        )
+        .await;
+    assert_eq!(stale.status, 412);
+    assert_eq!(
+        api.call("GET", &item, Some("u1"), None).await.json["data"]["title"],
+        "Buy milk"
+    );
+
+    // Completion: toggle and alias.
+    let done = api
+        .call("PATCH", &format!("{item}/complete"), Some("u1"), None)
+        .await;
+    assert_eq!(
+        (done.status, done.json["data"]["completed"].clone()),
+        (200, json!(true))
+    );
+    assert!(done.json["data"]["completed_at"].is_string());
+    let undone = api
+        .call(
+            "PATCH",
+            &format!("/api/u1/tasks/{id}/toggle-status"),
+            Some("u1"),
+            None,
+        )
+        .await;
+    assert_eq!(undone.json["data"]["completed"], false);
+
+    // Client mistakes: 400, 405, 413, 415, 422, each a problem document.
+    let bad_query = api
+        .call("GET", "/api/tasks?limit=0&sort=colour", Some("u1"), None)
+        .await;
+    assert_eq!(bad_query.status, 400);
+    assert_eq!(bad_query.json["errors"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        bad_query.header("content-type"),
+        Some("application/problem+json")
+    );
+    let method = api.call("PUT", "/api/tasks", Some("u1"), None).await;
+    assert_eq!(
+        (method.status, method.header("allow")),
+        (405, Some("GET, HEAD, POST, DELETE, OPTIONS"))
+    );
+    let big = api
+        .call(
+            "POST",
+            "/api/tasks",
+            Some("u1"),
+            Some(json!({"title": "x", "description": "d".repeat(70_000)})),
+        )
+        .await;
+    assert_eq!(big.status, 413);
+    let text = api
+        .call_with(
+            "POST",
+            "/api/tasks",
+            Some("u1"),
+            None,
+            &[("content-type", "text/plain")],
+        )
+        .await;
+    assert_eq!(text.status, 415);
+    let invalid = api
+        .call(
+            "POST",
+            "/api/tasks",
+            Some("u1"),
+            Some(json!({"title": "", "priority": "urgent", "colour": 1})),
+        )
+        .await;
+    assert_eq!(invalid.status, 422);
+    assert_eq!(invalid.json["errors"].as_array().unwrap().len(), 3);
+
+    // List envelope, then clear completed, then delete.
+    api.create("u1", json!({"title": "done already", "completed": true}))
+        .await;
+    let list = api
+        .call("GET", "/api/tasks?status=all&limit=1", Some("u1"), None)
+        .await;
+    assert_eq!(list.json["meta"]["total"], 2);
+    assert!(list.json["meta"]["next_cursor"].is_string());
+    let cleared = api
+        .call("DELETE", "/api/tasks?status=completed", Some("u1"), None)
+        .await;
+    assert_eq!(
+        (cleared.status, cleared.json.clone()),
+        (200, json!({"data": {"deleted": 1}}))
+    );
+    let deleted = api.call("DELETE", &item, Some("u1"), None).await;
+    assert_eq!(deleted.status, 204);
+    assert_eq!(api.call("GET", &item, Some("u1"), None).await.status, 404);
+
+    // CORS: a preflight from the allowed origin, none for another.
+    let pre = api
+        .call_with(
+            "OPTIONS",
+            "/api/tasks",
+            None,
+            None,
+            &[
+                ("origin", "https://app.example"),
+                ("access-control-request-method", "POST"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (pre.status, pre.header("access-control-allow-origin")),
+        (204, Some("https://app.example"))
+    );
+    let other = api
+        .call_with(
+            "GET",
+            "/health",
+            None,
+            None,
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert_eq!(other.header("access-control-allow-origin"), None);
+}
+
+async fn users_cannot_reach_each_others_tasks_by_any_route(api: &Api<'_>) {
+    let theirs = api
+        .create("u2", json!({"title": "secret", "completed": true}))
+        .await;
+    let id = theirs.id();
+    let etag = theirs.header("etag").unwrap().to_owned();
+    for base in ["/api", "/api/v1", "/api/u1", "/api/v1/u1"] {
+        let item = format!("{base}/tasks/{id}");
+        for (method, path, body) in [
+            ("GET", item.clone(), None),
+            ("PUT", item.clone(), Some(json!({"title": "mine now"}))),
+            ("PATCH", item.clone(), Some(json!({"title": "mine now"}))),
+            ("PATCH", format!("{item}/complete"), None),
+            ("PATCH", format!("{item}/toggle-status"), None),
+            ("DELETE", item.clone(), None),
+        ] {
+            let r = api
+                .call_with(method, &path, Some("u1"), body, &[("if-match", &etag)])
+                .await;
+            assert_eq!(r.status, 404, "{method} {path}");
+        }
+    }
+    for path in ["/api/u2/tasks", &format!("/api/v1/u2/tasks/{id}")] {
+        assert_eq!(
+            api.call("GET", path, Some("u1"), None).await.status,
+            403,
+            "{path}"
+        );
+    }
+    let mine = api
+        .call("GET", "/api/tasks?q=secret", Some("u1"), None)
+        .await;
+    assert_eq!(mine.json["meta"]["total"], 0);
+    let cleared = api
+        .call("DELETE", "/api/tasks?status=completed", Some("u1"), None)
+        .await;
+    assert_eq!(cleared.json["data"]["deleted"], 0);
+    let still = api
+        .call("GET", &format!("/api/tasks/{id}"), Some("u2"), None)
+        .await;
+    assert_eq!(still.json, theirs.json);
+    assert_eq!(still.header("etag"), Some(etag.as_str()));
+}
+
+async fn bad_tokens_are_401_with_the_bearer_challenge(api: &Api<'_>) {
+    let missing = api.call("GET", "/api/tasks", None, None).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(
+        missing.header("www-authenticate"),
+        Some("Bearer realm=\"tasks\"")
+    );
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let key = HS256Key::from_bytes(SECRET.as_bytes());
+    let claims = |iat: u64, nbf: u64, exp: Option<u64>, sub: &str| {
+        let mut c = Claims::create(Duration::from_hours(1)).with_subject(sub);
+        c.issued_at = Some(Duration::from_secs(iat));
+        c.invalid_before = Some(Duration::from_secs(nbf));
+        c.expires_at = exp.map(Duration::from_secs);
+        c
+    };
+    let b64 = |s: &str| Base64UrlSafeNoPadding::encode_to_string(s).unwrap();
+    let cases = [
+        (
+            "expired",
+            key.authenticate(claims(now - 7200, now - 7200, Some(now - 3600), "u1"))
+                .unwrap(),
+        ),
+        (
+            "not yet valid",
+            key.authenticate(claims(now, now + 600, Some(now + 3600), "u1"))
+                .unwrap(),
+        ),
+        (
+            "no exp",
+            key.authenticate(claims(now, now, None, "u1")).unwrap(),
+        ),
+        (
+            "empty sub",
+            key.authenticate(claims(now, now, Some(now + 60), ""))
+                .unwrap(),
+        ),
+        (
+            "HS512",
+            HS512Key::from_bytes(SECRET.as_bytes())
+                .authenticate(claims(now, now, Some(now + 60), "u1"))
+                .unwrap(),
+        ),
+        (
+            "another secret",
+            HS256Key::from_bytes(b"not the secret, though long enough!!")
+                .authenticate(claims(now, now, Some(now + 60), "u1"))
+                .unwrap(),
+        ),
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64(r#"{"alg":"none","typ":"JWT"}"#),
+                b64(r#"{"sub":"u1","exp":9999999999}"#)
+            ),
+        ),
+        ("garbage", "not.a.token".to_owned()),
+    ];
+    for (name, token) in cases {
+        let r = api
+            .call_with(
+                "GET",
+                "/api/tasks",
+                None,
+                None,
+                &[("authorization", &format!("Bearer {token}"))],
+            )
+            .await;
+        assert_eq!(r.status, 401, "{name}");
+        let challenge = r.header("www-authenticate").unwrap_or_default();
+        assert!(
+            challenge.contains("error=\"invalid_token\""),
+            "{name}: {challenge}"
+        );
+    }
+}
+
+async fn twenty_concurrent_creates_get_distinct_ids(api: &Api<'_>) {
+    let addr = api.served.addr();
+    let creates = (0..20).map(|i| {
+        tokio::spawn(async move {
+            let now = Timestamp::from_system_time(std::time::SystemTime::now());
+            let body = json!({ "title": format!("task {i}") });
+            send_at(
+                addr,
+                now,
+                "POST",
+                "/api/tasks",
+                Some("u1"),
+                Some(&body),
+                &[],
+            )
+            .await
+        })
+    });
+    let mut ids = Vec::new();
+    for c in creates.collect::<Vec<_>>() {
+        let r = c.await.unwrap();
+        assert_eq!(r.status, 201, "{}", r.json);
+        ids.push(r.id());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20);
+    let mut listed = api.page_through("u1", "limit=100").await;
+    listed.sort();
+    assert_eq!(listed, ids);
+}
+
+async fn twenty_concurrent_toggles_are_atomic(api: &Api<'_>) {
+    let id = api.create("u1", json!({"title": "flip me"})).await.id();
+    let addr = api.served.addr();
+    let toggles = (0..20).map(|_| {
+        tokio::spawn(async move {
+            let now = Timestamp::from_system_time(std::time::SystemTime::now());
+            send_at(
+                addr,
+                now,
+                "PATCH",
+                &format!("/api/tasks/{id}/complete"),
+                Some("u1"),
+                None,
+                &[],
+            )
+            .await
+        })
+    });
+    let mut states = Vec::new();
+    for t in toggles.collect::<Vec<_>>() {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.json);
+        states.push(r.header("etag").unwrap().to_owned());
+    }
+    // Every toggle produced its own version: none was lost or applied twice.
+    states.sort();
+    states.dedup();
+    assert_eq!(states.len(), 20);
+    let end = api
+        .call("GET", &format!("/api/tasks/{id}"), Some("u1"), None)
+        .await;
+    assert_eq!(
+        end.json["data"]["completed"], false,
+        "an even number of toggles"
+    );
+    assert_eq!(end.json["data"]["completed_at"], Value::Null);
+    assert_eq!(end.header("etag"), Some("\"v21\""));
+}
+
+async fn concurrent_idempotent_retries_create_one_task(api: &Api<'_>) {
+    let addr = api.served.addr();
+    let retries = (0..10).map(|_| {
+        tokio::spawn(async move {
+            let now = Timestamp::from_system_time(std::time::SystemTime::now());
+            let body = json!({"title": "pay rent"});
+            send_at(
+                addr,
+                now,
+                "POST",
+                "/api/tasks",
+                Some("u1"),
+                Some(&body),
+                &[("idempotency-key", "rent-2026-11")],
+            )
+            .await
+        })
+    });
+    let mut ids = Vec::new();
+    for r in retries.collect::<Vec<_>>() {
+        let r = r.await.unwrap();
+        assert_eq!(r.status, 201, "{}", r.json);
+        ids.push(r.id());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every retry names the same task");
+    let other_body = api
+        .call_with(
+            "POST",
+            "/api/tasks",
+            Some("u1"),
+            Some(json!({"title": "pay gas"})),
+            &[("idempotency-key", "rent-2026-11")],
+        )
+        .await;
+    assert_eq!(
+        (other_body.status, other_body.json["code"].clone()),
+        (422, json!("idempotency_key_reused"))
+    );
+    assert_eq!(api.page_through("u1", "limit=100").await, ids);
+}
+
+async fn paging_visits_hundreds_of_tasks_once_under_every_sort(api: &Api<'_>) {
+    let priorities = ["low", "medium", "high"];
+    let mut all = Vec::new();
+    for i in 0..300 {
+        let mut body =
+            json!({ "title": format!("Task {:03}", (i * 7) % 50), "priority": priorities[i % 3] });
+        if i % 4 != 0 {
+            body["due_date"] = json!(format!("2026-{:02}-{:02}", 1 + i % 12, 1 + i % 28));
+        }
+        if i % 5 == 0 {
+            body["completed"] = json!(true);
+        }
+        all.push(api.create("u1", body).await.id());
+    }
+    all.sort();
+    for sort in [
+        "created_at",
+        "-created_at",
+        "updated_at",
+        "-updated_at",
+        "title",
+        "-title",
+        "priority",
+        "-priority",
+        "due_date",
+        "-due_date",
+    ] {
+        let mut ids = api
+            .page_through("u1", &format!("sort={sort}&limit=37"))
+            .await;
+        assert_eq!(ids.len(), 300, "{sort}");
+        ids.sort();
+        assert_eq!(ids, all, "{sort}: every task exactly once");
+    }
+    let pending = api
+        .page_through("u1", "status=pending&sort=-due_date&limit=50")
+        .await;
+    assert_eq!(pending.len(), 240);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_is_503_with_retry_after_while_health_stays_200() {
+    // Allowed as an outbound host, but nothing listens on port 1.
+    let down = [
+        ("database_url", "postgres://postgres@127.0.0.1:1/test"),
+        ("database_host", "127.0.0.1:1"),
+    ];
+    let served = serve(Db::Sqlite, &down).await.unwrap();
+    let api = Api { served: &served };
+    for (method, path, body) in [
+        ("GET", "/api/tasks", None),
+        ("POST", "/api/tasks", Some(json!({"title": "x"}))),
+        ("GET", "/api/tasks/1", None),
+    ] {
+        let r = api.call(method, path, Some("u1"), body).await;
+        assert_eq!(r.status, 503, "{method} {path}: {}", r.json);
+        assert_eq!(r.header("retry-after"), Some("5"));
+        assert_eq!(r.json["code"], "service_unavailable");
+    }
+    let ready = api.call("GET", "/health/ready", None, None).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(
+        ready.json,
+        json!({"status": "unavailable", "database": "unreachable"})
+    );
+    assert_eq!(ready.header("retry-after"), Some("5"));
+    assert_eq!(api.call("GET", "/health", None, None).await.status, 200);
+}
