@@ -74,6 +74,39 @@ mod store;
 pub use migrate::{MIGRATION_LOCK, MIGRATIONS, Migration, migrate, schema_is_current};
 pub use store::SqlStore;
 
+/// The statement [`SqlStore`] sends to list `query` for `user`, with its parameters: for
+/// `EXPLAIN` when checking which index a list uses, and for benchmarks that run the very
+/// same SQL without the store.
+///
+/// ```
+/// use task_api_core::sql::{Dialect, list_statement};
+/// use task_api_core::{ListQuery, UserId};
+/// let query = ListQuery::parse("sort=title&limit=20").unwrap();
+/// let (sql, params) = list_statement(Dialect::Postgres, &UserId::parse("u1").unwrap(), &query);
+/// assert!(sql.contains("ORDER BY"));
+/// assert_eq!(params.last(), Some(&task_api_core::sql::SqlValue::Int(21)));
+/// ```
+pub fn list_statement(
+    dialect: Dialect,
+    user: &crate::UserId,
+    query: &crate::ListQuery,
+) -> (String, Vec<SqlValue>) {
+    let st = statements::list(dialect, user, query);
+    (st.sql, st.params)
+}
+
+/// The statement [`SqlStore`] sends to create `task` for `user` at `now` (without an
+/// idempotency key), with its parameters; see [`list_statement`].
+pub fn insert_statement(
+    dialect: Dialect,
+    user: &crate::UserId,
+    task: &crate::NewTask,
+    now: crate::Timestamp,
+) -> (String, Vec<SqlValue>) {
+    let st = statements::insert_task(dialect, user, task, now);
+    (st.sql, st.params)
+}
+
 /// A parameter or column value, as exchanged with an [`Executor`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SqlValue {
