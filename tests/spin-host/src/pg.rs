@@ -2,8 +2,12 @@
 //!
 //! - `open` parses the address as a tokio-postgres connection string, checks every TCP host
 //!   against `allowed_outbound_hosts` (scheme `postgres`), then takes a client from a
-//!   connection pool kept per address (deadpool, up to 64 connections, `Clean` recycling).
+//!   connection pool kept per address (deadpool, up to 64 connections). A connection goes
+//!   back to the pool only when the guest drops it; one left behind by a trap is closed.
 //!   A refused address and a failed connection are both `connection-failed`.
+//! - Each statement is prepared once per pooled connection and reused (a host's statement
+//!   cache; Spin's own caching may differ), so PostgreSQL does not parse and plan the same
+//!   text on every request.
 //! - Parameters are bound as the matching Rust types (`int64` as `i64`, `str` as `String`,
 //!   …); `db-null` is a NULL that any parameter type accepts.
 //! - Result values follow the column's type: BOOL → boolean, INT2/4/8 → int16/32/64,
@@ -53,7 +57,10 @@ impl PgPools {
             config,
             NoTls,
             ManagerConfig {
-                recycling_method: RecyclingMethod::Clean,
+                // Fast: a pooled connection is only checked to be open. Session state
+                // cannot leak between requests through it because a connection the guest
+                // did not release cleanly is closed rather than pooled (see PgConnection).
+                recycling_method: RecyclingMethod::Fast,
             },
         );
         let pool = Pool::builder(manager)
@@ -76,7 +83,20 @@ impl PgPools {
 /// The host side of a guest's `connection` resource: a pooled client, returned to the
 /// pool when the guest drops the resource or the request's store goes away.
 pub struct PgConnection {
-    client: deadpool_postgres::Object,
+    client: Option<deadpool_postgres::Object>,
+    /// Set when the guest dropped the connection itself. A connection the guest never
+    /// released (it trapped, perhaps inside a transaction) is closed, not pooled.
+    released: bool,
+}
+
+impl Drop for PgConnection {
+    fn drop(&mut self) {
+        if !self.released
+            && let Some(client) = self.client.take()
+        {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
 }
 
 /// Checks every host of a connection string against the allow-list, as Spin does.
@@ -133,7 +153,10 @@ impl v3::HostConnection for State {
             .await
             .map_err(|e| v3::Error::ConnectionFailed(format!("{e:?}")))?;
         self.table
-            .push(PgConnection { client })
+            .push(PgConnection {
+                client: Some(client),
+                released: false,
+            })
             .map_err(|_| v3::Error::ConnectionFailed("too many connections".into()))
     }
 
@@ -143,11 +166,15 @@ impl v3::HostConnection for State {
         statement: String,
         params: Vec<v3::ParameterValue>,
     ) -> Result<v3::RowSet, v3::Error> {
-        let client = &self.connection(&connection)?.client;
+        let client = self.client(&connection)?;
         let params = to_sql_params(&params).map_err(v3::Error::BadParameter)?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+        let prepared = client
+            .prepare_cached(&statement)
+            .await
+            .map_err(|e| v3::Error::QueryFailed(format!("{e:?}")))?;
         let rows = client
-            .query(statement.as_str(), &refs)
+            .query(&prepared, &refs)
             .await
             .map_err(|e| v3::Error::QueryFailed(format!("{e:?}")))?;
         let Some(first) = rows.first() else {
@@ -178,22 +205,37 @@ impl v3::HostConnection for State {
         statement: String,
         params: Vec<v3::ParameterValue>,
     ) -> Result<u64, v3::Error> {
-        let client = &self.connection(&connection)?.client;
+        let client = self.client(&connection)?;
         let params = to_sql_params(&params).map_err(v3::Error::ValueConversionFailed)?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+        let prepared = client
+            .prepare_cached(&statement)
+            .await
+            .map_err(|e| v3::Error::QueryFailed(format!("{e:?}")))?;
         client
-            .execute(statement.as_str(), &refs)
+            .execute(&prepared, &refs)
             .await
             .map_err(|e| v3::Error::QueryFailed(format!("{e:?}")))
     }
 
     async fn drop(&mut self, connection: Resource<PgConnection>) -> wasmtime::Result<()> {
-        self.table.delete(connection)?;
+        let mut connection = self.table.delete(connection)?;
+        connection.released = true;
         Ok(())
     }
 }
 
 impl State {
+    fn client(
+        &self,
+        connection: &Resource<PgConnection>,
+    ) -> Result<&deadpool_postgres::Object, v3::Error> {
+        self.connection(connection)?
+            .client
+            .as_ref()
+            .ok_or_else(|| v3::Error::ConnectionFailed("the connection is closed".into()))
+    }
+
     fn connection(&self, connection: &Resource<PgConnection>) -> Result<&PgConnection, v3::Error> {
         self.table
             .get(connection)
