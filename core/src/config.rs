@@ -8,6 +8,9 @@
 use std::collections::HashSet;
 use std::fmt;
 
+use crate::accounts::{
+    MAX_ACCESS_TOKEN_TTL_SECS, MIN_ACCESS_TOKEN_TTL_SECS, PasswordCost, TokenSettings,
+};
 use crate::auth::{Algorithm, JwtSecret, JwtVerifier, MIN_SECRET_BYTES};
 use crate::cors::CorsOrigins;
 use crate::jwks::JwkSet;
@@ -21,7 +24,7 @@ pub struct Setting {
     /// The name, as a Spin variable (lower case, underscores).
     pub name: &'static str,
     /// The value used when the setting is missing or empty; `None` if it is required
-    /// (`jwt_secret`, unless `jwt_jwks` or `jwt_jwks_url` is set).
+    /// (`jwt_secret`, unless `jwt_jwks` or `jwt_jwks_url` is set and `accounts` is off).
     pub default: Option<&'static str>,
     /// Whether the value is secret (never logged, never shown).
     pub secret: bool,
@@ -31,7 +34,11 @@ pub struct Setting {
 ///
 /// An empty `jwt_algorithms` means HS256 alone without a JWKS; with one, HS256 (when
 /// `jwt_secret` is set) plus the algorithms of the JWKS's keys.
-pub const SETTINGS: [Setting; 9] = [
+///
+/// `accounts` turns on the built-in accounts routes (`/auth/…`), which need `jwt_secret`
+/// (they sign HS256 tokens with it) and HS256 among the accepted algorithms;
+/// `access_token_ttl` is the lifetime of the tokens they issue, in seconds.
+pub const SETTINGS: [Setting; 10] = [
     Setting {
         name: "jwt_secret",
         default: None,
@@ -77,6 +84,11 @@ pub const SETTINGS: [Setting; 9] = [
         default: Some("false"),
         secret: false,
     },
+    Setting {
+        name: "access_token_ttl",
+        default: Some("86400"),
+        secret: false,
+    },
 ];
 
 /// One problem with one setting.
@@ -114,6 +126,9 @@ pub struct Config {
     pub(crate) verifier: JwtVerifier,
     pub(crate) cors: CorsOrigins,
     pub(crate) accounts: bool,
+    /// How issued tokens are signed; `Some` whenever a secret is set.
+    pub(crate) tokens: Option<TokenSettings>,
+    pub(crate) password_cost: PasswordCost,
     jwks_url: Option<String>,
     jwks_ttl_secs: u64,
 }
@@ -151,7 +166,32 @@ impl Config {
             problems.push(ConfigProblem { setting, message });
         };
 
-        // The key set first: whether one is configured decides whether the secret is
+        // Accounts first: they need the secret and HS256.
+        let accounts = match get("accounts").to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Some(true),
+            "false" | "0" | "no" | "off" => Some(false),
+            _ => {
+                problem("accounts", "must be true or false".into());
+                None
+            }
+        };
+
+        let accounts_on = accounts == Some(true);
+        let token_ttl = get("access_token_ttl")
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|t| (MIN_ACCESS_TOKEN_TTL_SECS..=MAX_ACCESS_TOKEN_TTL_SECS).contains(t));
+        if token_ttl.is_none() {
+            problem(
+                "access_token_ttl",
+                format!(
+                    "must be a whole number of seconds from {MIN_ACCESS_TOKEN_TTL_SECS} to {MAX_ACCESS_TOKEN_TTL_SECS}"
+                ),
+            );
+        }
+
+        // The key set next: whether one is configured decides whether the secret is
         // required.
         let jwks_raw = get("jwt_jwks");
         let url_raw = get("jwt_jwks_url");
@@ -201,6 +241,12 @@ impl Config {
                     "jwt_secret",
                     "is required unless jwt_jwks or jwt_jwks_url is set".into(),
                 );
+            } else if accounts_on {
+                problem(
+                    "jwt_secret",
+                    "is required when accounts is true: it signs the tokens the service issues"
+                        .into(),
+                );
             }
             None
         } else {
@@ -229,6 +275,13 @@ impl Config {
             }
         };
         if let Ok(Some(listed)) = &algorithms {
+            if accounts_on && !listed.contains(&Algorithm::HS256) {
+                problem(
+                    "accounts",
+                    "needs HS256 among jwt_algorithms: the service signs the tokens it issues with HS256"
+                        .into(),
+                );
+            }
             let asymmetric = listed.iter().any(|a| !a.is_hmac());
             if asymmetric && !has_jwks {
                 problem(
@@ -251,31 +304,32 @@ impl Config {
             }
         }
 
-        let issuers: HashSet<String> = list(&get("jwt_issuer")).map(str::to_owned).collect();
-        let audiences: HashSet<String> = list(&get("jwt_audience")).map(str::to_owned).collect();
+        let issuer_raw = get("jwt_issuer");
+        let audience_raw = get("jwt_audience");
+        let issuers: HashSet<String> = list(&issuer_raw).map(str::to_owned).collect();
+        let audiences: HashSet<String> = list(&audience_raw).map(str::to_owned).collect();
 
         let cors = CorsOrigins::parse(&get("cors_origins")).map_err(|m| problem("cors_origins", m));
 
-        let accounts = match get("accounts").to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Some(true),
-            "false" | "0" | "no" | "off" => Some(false),
-            _ => {
-                problem("accounts", "must be true or false".into());
-                None
-            }
-        };
-
         // Report in SETTINGS order, each setting's problems in the order found.
         problems.sort_by_key(|p| SETTINGS.iter().position(|s| s.name == p.setting));
-        let (Ok(algorithms), Ok(cors), Some(accounts), Some(jwks_ttl_secs), true) = (
+        let (Ok(algorithms), Ok(cors), Some(accounts), Some(jwks_ttl_secs), Some(token_ttl), true) = (
             algorithms,
             cors,
             accounts,
             jwks_ttl_secs,
+            token_ttl,
             problems.is_empty(),
         ) else {
             return Err(ConfigError { problems });
         };
+        // Issued tokens name the first configured issuer and audience.
+        let tokens = secret.clone().map(|secret| TokenSettings {
+            secret,
+            ttl_secs: token_ttl,
+            issuer: list(&issuer_raw).next().map(str::to_owned),
+            audience: list(&audience_raw).next().map(str::to_owned),
+        });
         let mut verifier = match (secret, inline) {
             (Some(secret), Some(keys)) => JwtVerifier::new(secret).with_jwks(keys),
             (None, Some(keys)) => JwtVerifier::from_jwks(keys),
@@ -297,6 +351,8 @@ impl Config {
             verifier,
             cors,
             accounts,
+            tokens,
+            password_cost: PasswordCost::DEFAULT,
             jwks_url: url,
             jwks_ttl_secs,
         })
@@ -352,6 +408,38 @@ impl Config {
     /// Whether the built-in accounts routes are enabled.
     pub fn accounts_enabled(&self) -> bool {
         self.accounts
+    }
+
+    /// The lifetime of the tokens the accounts routes issue, in seconds (`access_token_ttl`,
+    /// default [`DEFAULT_ACCESS_TOKEN_TTL_SECS`](crate::DEFAULT_ACCESS_TOKEN_TTL_SECS)), or
+    /// `None` when no `jwt_secret` is set (no tokens can be issued).
+    pub fn access_token_ttl_secs(&self) -> Option<u64> {
+        self.tokens.as_ref().map(|t| t.ttl_secs)
+    }
+
+    /// The Argon2id cost of new password hashes ([`PasswordCost::DEFAULT`] unless changed).
+    pub fn password_cost(&self) -> PasswordCost {
+        self.password_cost
+    }
+
+    /// This configuration hashing new passwords at `cost`. **For tests only**: a debug build
+    /// takes about half a second per hash at the default cost. Production keeps
+    /// [`PasswordCost::DEFAULT`]; no setting changes it.
+    ///
+    /// ```
+    /// use task_api_core::{Config, PasswordCost};
+    /// let config = Config::from_lookup(|name| {
+    ///     (name == "jwt_secret").then(|| "an example secret of at least 32 bytes!".into())
+    /// })
+    /// .unwrap();
+    /// assert_eq!(config.password_cost(), PasswordCost::DEFAULT);
+    /// assert_eq!(config.access_token_ttl_secs(), Some(86_400));
+    /// let cheap = config.with_password_cost(PasswordCost::new(64, 1, 1).unwrap());
+    /// assert_eq!(cheap.password_cost().memory_kib(), 64);
+    /// ```
+    pub fn with_password_cost(mut self, cost: PasswordCost) -> Self {
+        self.password_cost = cost;
+        self
     }
 
     /// The token verifier.

@@ -36,6 +36,15 @@ pub enum ApiError {
     /// 405: the route exists with other methods.
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
+    /// 401: a login whose email or password is not correct (one answer for both).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// 409: registering an email that already has an account.
+    #[error("email taken")]
+    EmailTaken,
+    /// 429: too many failed logins; retry after this many seconds.
+    #[error("too many attempts")]
+    TooManyAttempts(u64),
     /// 412: `If-Match` names a version that is not the current one.
     #[error("precondition failed")]
     PreconditionFailed,
@@ -68,6 +77,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::VersionConflict => ApiError::PreconditionFailed,
             StoreError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
+            StoreError::EmailTaken => ApiError::EmailTaken,
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
             StoreError::Other(cause) => ApiError::Internal(cause),
         }
@@ -95,7 +105,9 @@ impl ApiError {
             ApiError::MalformedBody(_) | ApiError::InvalidQuery(_) | ApiError::InvalidHeader(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::EmailTaken => StatusCode::CONFLICT,
+            ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -117,6 +129,9 @@ impl ApiError {
             ApiError::InvalidQuery(_) => "invalid_parameter",
             ApiError::InvalidHeader(_) => "invalid_header",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::EmailTaken => "email_taken",
+            ApiError::TooManyAttempts(_) => "too_many_attempts",
             ApiError::Forbidden => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
@@ -136,7 +151,9 @@ impl ApiError {
             ApiError::MalformedBody(_) => "Malformed body",
             ApiError::InvalidQuery(_) => "Invalid query parameter",
             ApiError::InvalidHeader(_) => "Invalid header",
-            ApiError::Unauthorized(_) => "Unauthorized",
+            ApiError::Unauthorized(_) | ApiError::InvalidCredentials => "Unauthorized",
+            ApiError::EmailTaken => "Email taken",
+            ApiError::TooManyAttempts(_) => "Too many attempts",
             ApiError::Forbidden => "Forbidden",
             ApiError::NotFound => "Not found",
             ApiError::MethodNotAllowed(_) => "Method not allowed",
@@ -158,6 +175,11 @@ impl ApiError {
             ApiError::InvalidQuery(errors) | ApiError::Validation(errors) => summary(errors),
             ApiError::InvalidHeader(name) => format!("the {name} header is not valid"),
             ApiError::Unauthorized(e) => e.description().to_owned(),
+            ApiError::InvalidCredentials => "the email or password is not correct".to_owned(),
+            ApiError::EmailTaken => "an account with this email already exists".to_owned(),
+            ApiError::TooManyAttempts(_) => {
+                "too many failed logins; retry after the time in Retry-After".to_owned()
+            }
             ApiError::Forbidden => "the path names a different user than the token".to_owned(),
             ApiError::NotFound => "no such resource".to_owned(),
             ApiError::MethodNotAllowed(allow) => format!("this route allows {allow}"),
@@ -221,6 +243,9 @@ impl ApiError {
             }
             ApiError::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            ApiError::TooManyAttempts(secs) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*secs));
             }
             _ => {}
         }

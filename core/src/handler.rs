@@ -8,6 +8,10 @@
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use serde::Serialize;
 
+use crate::accounts::{
+    self, AccountStore, LoginThrottle, MAX_FAILED_LOGINS_PER_ADDR, MAX_FAILED_LOGINS_PER_EMAIL,
+    MemoryThrottle, User,
+};
 use crate::config::{Config, ConfigError};
 use crate::error::{ApiError, RETRY_AFTER_SECS};
 use crate::listing::ListQuery;
@@ -40,28 +44,58 @@ pub struct RequestLog {
     pub error: Option<String>,
 }
 
-/// The API over a store and a configuration.
+/// The API over a store, a login throttle and a configuration.
 ///
 /// A configuration that failed to load still serves `/health` and `/openapi.json`; task
 /// routes then answer 500 with a problem naming the bad settings.
+///
+/// The throttle counts failed logins of the built-in accounts. [`Api::new`] and
+/// [`Api::with_config_result`] use a [`MemoryThrottle`], which is right for one process; a
+/// host running several instances (a Spin app: one instance per request) must share one
+/// through [`Api::with_throttle`].
 #[derive(Debug)]
-pub struct Api<S> {
+pub struct Api<S, T = MemoryThrottle> {
     store: S,
+    throttle: T,
     config: Result<Config, ConfigError>,
 }
 
 impl<S: TaskStore> Api<S> {
-    /// An API over `store` with a checked `config`.
+    /// An API over `store` with a checked `config` and an in-memory throttle.
     pub fn new(store: S, config: Config) -> Self {
-        Api {
-            store,
-            config: Ok(config),
-        }
+        Self::with_config_result(store, Ok(config))
     }
 
-    /// An API over `store` with the result of loading the configuration, good or bad.
+    /// An API over `store` with the result of loading the configuration, good or bad, and
+    /// an in-memory throttle.
     pub fn with_config_result(store: S, config: Result<Config, ConfigError>) -> Self {
-        Api { store, config }
+        Api {
+            store,
+            throttle: MemoryThrottle::new(),
+            config,
+        }
+    }
+}
+
+impl<S, T> Api<S, T> {
+    /// This API with `throttle` counting failed logins instead.
+    ///
+    /// ```
+    /// use task_api_core::{Api, Config, MemoryStore, MemoryThrottle};
+    /// let config = Config::from_lookup(|name| {
+    ///     (name == "jwt_secret").then(|| "an example secret of at least 32 bytes!".into())
+    /// })
+    /// .unwrap();
+    /// let shared = MemoryThrottle::new(); // a host would bring a shared store here
+    /// let api = Api::new(MemoryStore::new(), config).with_throttle(shared);
+    /// # let _ = api;
+    /// ```
+    pub fn with_throttle<U>(self, throttle: U) -> Api<S, U> {
+        Api {
+            store: self.store,
+            throttle,
+            config: self.config,
+        }
     }
 
     /// The store.
@@ -69,6 +103,13 @@ impl<S: TaskStore> Api<S> {
         &self.store
     }
 
+    /// The login throttle.
+    pub fn throttle(&self) -> &T {
+        &self.throttle
+    }
+}
+
+impl<S: TaskStore + AccountStore, T: LoginThrottle> Api<S, T> {
     /// Answers one request. Never panics on any input; never returns a 5xx for a client's
     /// mistake.
     pub async fn handle(
@@ -76,8 +117,12 @@ impl<S: TaskStore> Api<S> {
         request: Request<Vec<u8>>,
         ctx: RequestContext,
     ) -> Response<Vec<u8>> {
-        let request_id = inbound_request_id(request.headers()).unwrap_or(ctx.request_id);
-        let route = routes::resolve(request.uri().path());
+        let request_id =
+            inbound_request_id(request.headers()).unwrap_or_else(|| ctx.request_id.clone());
+        // With accounts off, their routes do not exist: 404 for every method, no CORS.
+        let accounts_off = matches!(&self.config, Ok(c) if !c.accounts);
+        let route = routes::resolve(request.uri().path())
+            .filter(|r| !(accounts_off && r.endpoint.is_account()));
         let mut log = RequestLog {
             request_id: request_id.clone(),
             route: route
@@ -88,7 +133,7 @@ impl<S: TaskStore> Api<S> {
         };
         let is_head = request.method() == Method::HEAD;
         let mut response = match self
-            .dispatch(&request, route.as_ref(), ctx.now, &mut log)
+            .dispatch(&request, route.as_ref(), &ctx, &mut log)
             .await
         {
             Ok(r) => r,
@@ -121,9 +166,10 @@ impl<S: TaskStore> Api<S> {
         &self,
         req: &Request<Vec<u8>>,
         route: Option<&Route<'_>>,
-        now: Timestamp,
+        ctx: &RequestContext,
         log: &mut RequestLog,
     ) -> Result<Response<Vec<u8>>, ApiError> {
+        let now = ctx.now;
         let route = route.ok_or(ApiError::NotFound)?;
         let method = req.method();
         if method == Method::OPTIONS {
@@ -153,6 +199,21 @@ impl<S: TaskStore> Api<S> {
                     HeaderValue::from_static("application/json"),
                 );
                 Ok(r)
+            }
+            e if e.is_account() => {
+                let config = self
+                    .config
+                    .as_ref()
+                    .map_err(|e| ApiError::Misconfigured(e.clone()))?;
+                let call = AccountCall {
+                    store: &self.store,
+                    throttle: &self.throttle,
+                    config,
+                    req,
+                    ctx,
+                    log,
+                };
+                call.run(e).await
             }
             _ => {
                 let config = self
@@ -345,25 +406,8 @@ impl<S: TaskStore> TaskCall<'_, S> {
         ))
     }
 
-    /// The body, checked to be JSON. With `optional`, an empty body is allowed whatever its
-    /// content type (a toggle sends none).
     fn json_body(&self, optional: bool) -> Result<&[u8], ApiError> {
-        let body = self.req.body().as_slice();
-        if optional && body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(b"");
-        }
-        let is_json = self
-            .req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-        if is_json {
-            Ok(body)
-        } else {
-            Err(ApiError::UnsupportedMediaType)
-        }
+        json_body(self.req, optional)
     }
 
     /// The version `If-Match` requires, if any.
@@ -391,6 +435,139 @@ impl<S: TaskStore> TaskCall<'_, S> {
                 }
             }
         }
+    }
+}
+
+/// The body, checked to be JSON. With `optional`, an empty body is allowed whatever its
+/// content type (a toggle sends none).
+fn json_body(req: &Request<Vec<u8>>, optional: bool) -> Result<&[u8], ApiError> {
+    let body = req.body().as_slice();
+    if optional && body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(b"");
+    }
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if is_json {
+        Ok(body)
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
+}
+
+/// One call to a built-in accounts route (accounts are on).
+struct AccountCall<'a, S, T> {
+    store: &'a S,
+    throttle: &'a T,
+    config: &'a Config,
+    req: &'a Request<Vec<u8>>,
+    ctx: &'a RequestContext,
+    log: &'a mut RequestLog,
+}
+
+impl<S: AccountStore, T: LoginThrottle> AccountCall<'_, S, T> {
+    async fn run(self, endpoint: Endpoint) -> Result<Response<Vec<u8>>, ApiError> {
+        match endpoint {
+            Endpoint::Register => self.register().await,
+            Endpoint::Login => self.login().await,
+            // Tokens are stateless: nothing to revoke, so no token is required or checked.
+            Endpoint::Logout => Ok(empty(StatusCode::NO_CONTENT)),
+            _ => self.me().await,
+        }
+    }
+
+    async fn register(self) -> Result<Response<Vec<u8>>, ApiError> {
+        let (email, password) = accounts::parse_credentials(json_body(self.req, false)?)?;
+        let entropy = self
+            .ctx
+            .entropy
+            .ok_or_else(|| ApiError::Internal("the host provided no entropy".into()))?;
+        let (salt, rest) = entropy.split_at(16);
+        let mut id_bytes = [0u8; 12];
+        id_bytes.copy_from_slice(&rest[..12]);
+        let hash = accounts::hash_password(&password, salt, self.config.password_cost)?;
+        let user = User {
+            id: accounts::new_user_id(&id_bytes),
+            email,
+            created_at: self.ctx.now,
+        };
+        self.store.create_user(&user, &hash).await?;
+        self.log.user_id = Some(user.id.clone());
+        self.token_envelope(StatusCode::CREATED, &user)
+    }
+
+    async fn login(self) -> Result<Response<Vec<u8>>, ApiError> {
+        let (email, password) = accounts::parse_credentials(json_body(self.req, false)?)?;
+        let (email_key, addr_key, retry_after) =
+            accounts::throttle_keys(&email, self.ctx.client_addr.as_deref(), self.ctx.now);
+        // A locked email or address costs no hash.
+        if self.throttle.count(&email_key).await? >= MAX_FAILED_LOGINS_PER_EMAIL {
+            return Err(ApiError::TooManyAttempts(retry_after));
+        }
+        if let Some(key) = &addr_key
+            && self.throttle.count(key).await? >= MAX_FAILED_LOGINS_PER_ADDR
+        {
+            return Err(ApiError::TooManyAttempts(retry_after));
+        }
+        let record = self.store.login_record(&email).await?;
+        let user = match record {
+            Some((user, hash)) => accounts::verify_password(&password, &hash)?.then_some(user),
+            None => {
+                // The same work as a wrong password, and the same answer.
+                let dummy = self.config.password_cost.dummy_hash();
+                accounts::verify_password(&password, &dummy)?;
+                None
+            }
+        };
+        let Some(user) = user else {
+            self.throttle.increment(&email_key).await?;
+            if let Some(key) = &addr_key {
+                self.throttle.increment(key).await?;
+            }
+            return Err(ApiError::InvalidCredentials);
+        };
+        self.log.user_id = Some(user.id.clone());
+        self.token_envelope(StatusCode::OK, &user)
+    }
+
+    async fn me(self) -> Result<Response<Vec<u8>>, ApiError> {
+        let id = self
+            .config
+            .verifier
+            .authenticate(self.req.headers(), self.ctx.now)?;
+        self.log.user_id = Some(id.clone());
+        // A valid token of a user without a built-in account (another issuer's): 404.
+        let user = self.store.user(&id).await?.ok_or(ApiError::NotFound)?;
+        Ok(json(StatusCode::OK, &serde_json::json!({ "data": user })))
+    }
+
+    fn token_envelope(
+        &self,
+        status: StatusCode,
+        user: &User,
+    ) -> Result<Response<Vec<u8>>, ApiError> {
+        // Configuration checks guarantee a secret when accounts are on.
+        let tokens =
+            self.config.tokens.as_ref().ok_or_else(|| {
+                ApiError::Internal("accounts are on but no jwt_secret is set".into())
+            })?;
+        let token = tokens.issue(&user.id, self.ctx.now)?;
+        let mut r = json(
+            status,
+            &serde_json::json!({ "data": {
+                "access_token": token,
+                "token_type": "bearer",
+                "expires_in": tokens.ttl_secs,
+                "user": user,
+            }}),
+        );
+        // RFC 6749 section 5.1: responses carrying tokens are not cached.
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(r)
     }
 }
 

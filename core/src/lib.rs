@@ -33,6 +33,7 @@
 
 #![warn(missing_docs)]
 
+mod accounts;
 mod auth;
 mod config;
 mod cors;
@@ -50,6 +51,12 @@ mod task;
 mod time;
 mod validation;
 
+pub use accounts::{
+    AccountStore, DEFAULT_ACCESS_TOKEN_TTL_SECS, DUMMY_PASSWORD_HASH, EMAIL_MAX_CHARS, Email,
+    LOGIN_WINDOW_SECS, LoginThrottle, MAX_ACCESS_TOKEN_TTL_SECS, MAX_FAILED_LOGINS_PER_ADDR,
+    MAX_FAILED_LOGINS_PER_EMAIL, MIN_ACCESS_TOKEN_TTL_SECS, MemoryThrottle, PASSWORD_MAX_CHARS,
+    PASSWORD_MIN_CHARS, Password, PasswordCost, User,
+};
 pub use auth::{
     Algorithm, AuthError, JwtSecret, JwtVerifier, LEEWAY_SECS, MAX_TOKEN_BYTES, MIN_SECRET_BYTES,
 };
@@ -83,18 +90,23 @@ pub use validation::FieldError;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-/// What a host hands [`Api::handle`] besides the request: the current time and a fresh
-/// request id, used when the caller did not send a sane `X-Request-Id`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What a host hands [`Api::handle`] besides the request: the current time, a fresh
+/// request id (used when the caller did not send a sane `X-Request-Id`) and, for the
+/// built-in accounts, fresh entropy and the client's address.
+///
+/// Its `Debug` never shows the entropy.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RequestContext {
     /// The time of the request.
     pub now: Timestamp,
     /// A new unique id, from the host's randomness.
     pub request_id: String,
+    pub(crate) entropy: Option<[u8; 32]>,
+    pub(crate) client_addr: Option<String>,
 }
 
 impl RequestContext {
-    /// A context at `now` with a fresh `request_id`.
+    /// A context at `now` with a fresh `request_id`, no entropy and no client address.
     ///
     /// ```
     /// use task_api_core::{RequestContext, Timestamp};
@@ -105,6 +117,53 @@ impl RequestContext {
         RequestContext {
             now,
             request_id: request_id.into(),
+            entropy: None,
+            client_addr: None,
         }
+    }
+
+    /// With 32 fresh bytes from the host's cryptographically secure randomness (WASI
+    /// `random`, `getrandom`), used by `POST /auth/register` for the password's salt (bytes 0
+    /// to 15) and the user id (bytes 16 to 27). Without it, registering is a 500: the core
+    /// never makes up a salt.
+    ///
+    /// ```
+    /// use task_api_core::{RequestContext, Timestamp};
+    /// let ctx = RequestContext::new(Timestamp::from_millis(0), "req-1").with_entropy([7; 32]);
+    /// assert!(!format!("{ctx:?}").contains("7, 7"));
+    /// ```
+    pub fn with_entropy(mut self, entropy: [u8; 32]) -> Self {
+        self.entropy = Some(entropy);
+        self
+    }
+
+    /// With the client's network address (`ip`, `ip:port` or `[ipv6]:port`; the port is
+    /// dropped), for the per-address limit of failed logins. Without it, only the per-email
+    /// limit applies.
+    ///
+    /// ```
+    /// use task_api_core::{RequestContext, Timestamp};
+    /// let ctx = RequestContext::new(Timestamp::from_millis(0), "r").with_client_addr("10.0.0.1:5555");
+    /// assert_eq!(ctx.client_addr(), Some("10.0.0.1"));
+    /// ```
+    pub fn with_client_addr(mut self, addr: impl Into<String>) -> Self {
+        self.client_addr = accounts::normalize_addr(&addr.into());
+        self
+    }
+
+    /// The client address, as the throttle keys it.
+    pub fn client_addr(&self) -> Option<&str> {
+        self.client_addr.as_deref()
+    }
+}
+
+impl std::fmt::Debug for RequestContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestContext")
+            .field("now", &self.now)
+            .field("request_id", &self.request_id)
+            .field("entropy", &self.entropy.map(|_| "<32 bytes>"))
+            .field("client_addr", &self.client_addr)
+            .finish()
     }
 }

@@ -1,9 +1,11 @@
-//! An in-memory [`TaskStore`]: the same ordering, cursors, conflicts and idempotency as the
-//! SQL stores, for embedders that want no database and for fast tests of the handler.
+//! An in-memory [`TaskStore`] and [`AccountStore`]: the same ordering, cursors, conflicts and
+//! idempotency as the SQL stores, for embedders that want no database and for fast tests of
+//! the handler.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::accounts::{AccountStore, Email, User};
 use crate::listing::ListQuery;
 use crate::store::{Created, IDEMPOTENCY_TTL_MS, Idempotency, Page, StoreError, TaskStore};
 use crate::task::{Completion, NewTask, Task, TaskId, TaskPatch, UserId, Version};
@@ -30,6 +32,10 @@ struct State {
     last_id: i64,
     tasks: HashMap<UserId, BTreeMap<TaskId, Task>>,
     keys: HashMap<(UserId, String), KeyRecord>,
+    /// Accounts by id, with their password hashes.
+    users: HashMap<UserId, (User, String)>,
+    /// Account ids by folded email.
+    emails: HashMap<String, UserId>,
 }
 
 #[derive(Debug)]
@@ -215,5 +221,37 @@ impl TaskStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+impl AccountStore for MemoryStore {
+    async fn create_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.emails.contains_key(user.email.folded()) {
+            return Err(StoreError::EmailTaken);
+        }
+        if state.users.contains_key(&user.id) {
+            return Err(StoreError::Other("user id already exists".into()));
+        }
+        state
+            .emails
+            .insert(user.email.folded().to_owned(), user.id.clone());
+        state
+            .users
+            .insert(user.id.clone(), (user.clone(), password_hash.to_owned()));
+        Ok(())
+    }
+
+    async fn login_record(&self, email: &Email) -> Result<Option<(User, String)>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .emails
+            .get(email.folded())
+            .and_then(|id| state.users.get(id))
+            .cloned())
+    }
+
+    async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.lock().users.get(id).map(|(u, _)| u.clone()))
     }
 }

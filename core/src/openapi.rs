@@ -31,7 +31,8 @@ pub fn openapi_document() -> Value {
 fn document() -> Value {
     let mut paths = Map::new();
     for (path, endpoint) in OTHER_PATHS {
-        paths.insert(path.to_owned(), path_item(endpoint, "", false));
+        let suffix = if path.starts_with("/api/") { "Api" } else { "" };
+        paths.insert(path.to_owned(), path_item(endpoint, suffix, false));
     }
     for (b, base) in TASK_BASES.iter().enumerate() {
         let scoped = base.contains("{user_id}");
@@ -53,7 +54,7 @@ fn document() -> Value {
         "info": {
             "title": "Task API",
             "version": VERSION,
-            "description": "A multi-user task service. Every task route exists under four bases: `/api/{user_id}` and `/api/v1/{user_id}` (the path names the user, who must be the token's user, else 403) and `/api`, `/api/v1` (the token's user). Errors are RFC 9457 problem documents.",
+            "description": "A multi-user task service. Every task route exists under four bases: `/api/{user_id}` and `/api/v1/{user_id}` (the path names the user, who must be the token's user, else 403) and `/api`, `/api/v1` (the token's user). The built-in accounts routes (`/auth/…`, also under `/api/auth/…`) exist only when the `accounts` setting is on; otherwise they are 404. Errors are RFC 9457 problem documents.",
         },
         "paths": paths,
         "components": components(),
@@ -99,6 +100,54 @@ fn path_item(endpoint: Endpoint, suffix: &str, scoped: bool) -> Value {
                 "operationId": "openapi", "summary": "This document",
                 "responses": { "200": { "description": "The OpenAPI document", "content": { "application/json": {} } } }
             }));
+        }
+        Endpoint::Register | Endpoint::Login => {
+            let (id, summary, ok) = if endpoint == Endpoint::Register {
+                (
+                    "register",
+                    "Create an account and get a token",
+                    json!({
+                        "201": { "description": "Registered", "content": json_of("TokenItem") },
+                        "409": problem("An account with this email exists (email_taken)"),
+                    }),
+                )
+            } else {
+                (
+                    "login",
+                    "Exchange an email and password for a token",
+                    json!({
+                        "200": { "description": "Logged in", "content": json_of("TokenItem") },
+                        "401": problem("The email or password is not correct (invalid_credentials): one answer for both"),
+                        "429": { "description": "Too many failed logins for this email or client address in this 15-minute window (too_many_attempts)",
+                                 "headers": { "Retry-After": { "$ref": "#/components/headers/RetryAfter" } },
+                                 "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } },
+                    }),
+                )
+            };
+            item.insert(
+                "post".into(),
+                json!({
+                    "operationId": format!("{id}{suffix}"), "summary": summary, "security": [],
+                    "requestBody": { "required": true, "content": json_of("Credentials") },
+                    "responses": responses(ok, &["400", "413", "415", "422", "500", "503"]),
+                }),
+            );
+        }
+        Endpoint::Logout => {
+            item.insert("post".into(), json!({
+                "operationId": format!("logout{suffix}"),
+                "summary": "Tokens are stateless: the client drops its token. No body; a token is not required and not checked",
+                "security": [],
+                "responses": { "204": { "description": "Logged out" } },
+            }));
+        }
+        Endpoint::Me => {
+            item.insert("get".into(), op("me", "The account of the token's user", json!({
+                "responses": responses(json!({
+                    "200": { "description": "The account", "content": json_of("UserItem") },
+                    "404": problem("The token is valid but its user has no built-in account (a token from another issuer)"),
+                }), &["401", "500", "503"]),
+            })));
         }
         Endpoint::TaskCollection => {
             let list_params: Vec<Value> = [
@@ -306,6 +355,31 @@ fn components() -> Value {
             "Deleted": { "type": "object", "properties": { "data": { "type": "object", "properties": { "deleted": { "type": "integer" } } } } },
             "Health": { "type": "object", "properties": { "status": { "const": "ok" }, "version": { "type": "string" } } },
             "Ready": { "type": "object", "properties": { "status": { "enum": ["ok", "unavailable"] }, "database": { "enum": ["ok", "unreachable"] } } },
+            "Credentials": {
+                "type": "object", "required": ["email", "password"], "additionalProperties": false,
+                "properties": {
+                    "email": { "type": "string", "maxLength": 254, "description": "Trimmed; one @, a domain with a dot; compared case-insensitively (invalid_email)" },
+                    "password": { "type": "string", "minLength": 8, "maxLength": 128, "description": "8 to 128 characters, taken as sent (password_length)" },
+                },
+            },
+            "User": {
+                "type": "object", "required": ["id", "email", "created_at"],
+                "properties": {
+                    "id": { "type": "string", "pattern": "^u_[0-9a-f]{24}$" },
+                    "email": { "type": "string" },
+                    "created_at": { "type": "string", "format": "date-time" },
+                },
+            },
+            "UserItem": { "type": "object", "required": ["data"], "properties": { "data": { "$ref": "#/components/schemas/User" } } },
+            "TokenItem": {
+                "type": "object", "required": ["data"],
+                "properties": { "data": { "type": "object", "required": ["access_token", "token_type", "expires_in", "user"], "properties": {
+                    "access_token": { "type": "string", "description": "An HS256 JWT whose sub is the user id" },
+                    "token_type": { "const": "bearer" },
+                    "expires_in": { "type": "integer", "description": "Seconds until the token expires" },
+                    "user": { "$ref": "#/components/schemas/User" },
+                } } },
+            },
             "Problem": {
                 "type": "object", "required": ["type", "title", "status", "detail", "code", "request_id"],
                 "properties": {

@@ -17,6 +17,10 @@ pub(crate) enum Endpoint {
     TaskCollection,
     TaskItem,
     TaskCompletion,
+    Register,
+    Login,
+    Logout,
+    Me,
 }
 
 impl Endpoint {
@@ -27,7 +31,17 @@ impl Endpoint {
             Endpoint::TaskCollection => "GET, HEAD, POST, DELETE, OPTIONS",
             Endpoint::TaskItem => "GET, HEAD, PUT, PATCH, DELETE, OPTIONS",
             Endpoint::TaskCompletion => "PATCH, OPTIONS",
+            Endpoint::Register | Endpoint::Login | Endpoint::Logout => "POST, OPTIONS",
+            Endpoint::Me => "GET, HEAD, OPTIONS",
         }
+    }
+
+    /// Whether it is a built-in accounts route (404 unless `accounts` is on).
+    pub(crate) fn is_account(self) -> bool {
+        matches!(
+            self,
+            Endpoint::Register | Endpoint::Login | Endpoint::Logout | Endpoint::Me
+        )
     }
 
     /// Whether it answers `method`.
@@ -47,11 +61,20 @@ pub(crate) const TASK_PATHS: [(&str, Endpoint); 4] = [
     ("/tasks/{id}/toggle-status", Endpoint::TaskCompletion),
 ];
 
-/// The routes outside the task bases.
-pub(crate) const OTHER_PATHS: [(&str, Endpoint); 3] = [
+/// The routes outside the task bases. The accounts routes exist at the root and under
+/// `/api` (exact paths, so `/api/auth/tasks` is still the task list of a user `auth`).
+pub(crate) const OTHER_PATHS: [(&str, Endpoint); 11] = [
     ("/health", Endpoint::Health),
     ("/health/ready", Endpoint::Ready),
     ("/openapi.json", Endpoint::OpenApi),
+    ("/auth/register", Endpoint::Register),
+    ("/auth/login", Endpoint::Login),
+    ("/auth/logout", Endpoint::Logout),
+    ("/auth/me", Endpoint::Me),
+    ("/api/auth/register", Endpoint::Register),
+    ("/api/auth/login", Endpoint::Login),
+    ("/api/auth/logout", Endpoint::Logout),
+    ("/api/auth/me", Endpoint::Me),
 ];
 
 /// Every path template the router serves, with its endpoint.
@@ -87,9 +110,13 @@ impl Route<'_> {
     /// The matched template, for logs (`/api/{user_id}/tasks/{id}`).
     pub(crate) fn pattern(&self) -> String {
         match self.endpoint {
-            Endpoint::Health | Endpoint::Ready | Endpoint::OpenApi => {
-                OTHER_PATHS[self.template].0.to_owned()
-            }
+            Endpoint::Health
+            | Endpoint::Ready
+            | Endpoint::OpenApi
+            | Endpoint::Register
+            | Endpoint::Login
+            | Endpoint::Logout
+            | Endpoint::Me => OTHER_PATHS[self.template].0.to_owned(),
             _ => format!(
                 "{}{}",
                 TASK_BASES[self.base_template], TASK_PATHS[self.template].0
@@ -230,6 +257,15 @@ mod tests {
         ] {
             assert!(resolve(p).is_none(), "{p}");
         }
+    }
+
+    #[test]
+    fn account_routes_exist_at_the_root_and_under_api() {
+        assert_eq!(route("/auth/login").0, Endpoint::Login);
+        assert_eq!(route("/api/auth/me/").0, Endpoint::Me);
+        // A user named `auth` keeps their task routes.
+        assert_eq!(route("/api/auth/tasks").2.as_deref(), Some("auth"));
+        assert!(resolve("/api/v1/auth/login").is_none());
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum StoreError {
     /// The idempotency key was used before with a different body. → 422
     #[error("idempotency key reused with a different body")]
     IdempotencyKeyReused,
+    /// An account with the same (folded) email exists. → 409
+    #[error("email taken")]
+    EmailTaken,
     /// The backing store cannot be reached now; the cause is logged. → 503 with Retry-After
     #[error("unavailable: {0}")]
     Unavailable(String),

@@ -1610,6 +1610,7 @@ macro_rules! failing_store {
                 Err($err)
             }
         }
+        impl task_api_core::AccountStore for $t {}
     };
 }
 

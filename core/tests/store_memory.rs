@@ -9,3 +9,4 @@ async fn fresh() -> Option<((), MemoryStore)> {
 }
 
 store_suite::suite_tests!(fresh);
+store_suite::account_suite_tests!(fresh);

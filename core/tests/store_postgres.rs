@@ -231,6 +231,7 @@ async fn fresh() -> Option<(TestSchema, SqlStore<PgExecutor>)> {
 }
 
 store_suite::suite_tests!(fresh);
+store_suite::account_suite_tests!(fresh);
 
 #[tokio::test]
 async fn migrations_apply_once() {
@@ -290,7 +291,8 @@ async fn migrations_from_four_connections_at_once_apply_once() {
         )
         .await
         .unwrap();
-    assert_eq!(tables, [vec![SqlValue::Int(3)]]);
+    // tasks, idempotency_keys, users, schema_migrations
+    assert_eq!(tables, [vec![SqlValue::Int(4)]]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -136,6 +136,7 @@ async fn fresh() -> Option<(TempDb, SqlStore<SqliteExecutor>)> {
 }
 
 store_suite::suite_tests!(fresh);
+store_suite::account_suite_tests!(fresh);
 
 #[tokio::test]
 async fn migrations_apply_once() {

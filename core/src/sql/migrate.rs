@@ -51,12 +51,20 @@ impl Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    postgres: include_str!("../../../migrations/postgres/0001_init.sql"),
-    sqlite: include_str!("../../../migrations/sqlite/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        postgres: include_str!("../../../migrations/postgres/0001_init.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "users",
+        postgres: include_str!("../../../migrations/postgres/0002_users.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0002_users.sql"),
+    },
+];
 
 fn split_statements(script: &str) -> Vec<String> {
     let mut statements = Vec::new();

@@ -7,6 +7,7 @@
 use std::fmt::{self, Write as _};
 
 use super::{Dialect, SqlValue};
+use crate::accounts::{Email, User};
 use crate::listing::{Direction, ListQuery, SortKey, SortValue, StatusFilter};
 use crate::store::{IDEMPOTENCY_TTL_MS, Idempotency, StoreError};
 use crate::task::{
@@ -395,6 +396,47 @@ pub(crate) fn select_key(dialect: Dialect, user: &UserId, idem: &Idempotency) ->
     b.finish()
 }
 
+/// The columns of a user with the password hash, in the order [`decode_user`] reads them.
+const USER_COLUMNS: &str = "id, email, created_at, password_hash";
+
+/// `INSERT` of a new account; returns its id, or no row when the folded email is taken
+/// (`ON CONFLICT (email_fold) DO NOTHING`), so no error needs matching.
+pub(crate) fn insert_user(dialect: Dialect, user: &User, password_hash: &str) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.sql("INSERT INTO users (id, email, email_fold, password_hash, created_at) VALUES (")
+        .arg(text(user.id.as_str()), Ty::Text)
+        .sql(", ")
+        .arg(text(user.email.as_str()), Ty::Text)
+        .sql(", ")
+        .arg(text(user.email.folded()), Ty::Text)
+        .sql(", ")
+        .arg(text(password_hash), Ty::Text)
+        .sql(", ")
+        .arg(SqlValue::Int(user.created_at.as_millis()), Ty::BigInt)
+        .sql(") ON CONFLICT (email_fold) DO NOTHING RETURNING id");
+    b.finish()
+}
+
+/// The account with this folded email: [`USER_COLUMNS`].
+pub(crate) fn select_user_by_email(dialect: Dialect, email: &Email) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.sql("SELECT ")
+        .sql(USER_COLUMNS)
+        .sql(" FROM users WHERE email_fold = ")
+        .arg(text(email.folded()), Ty::Text);
+    b.finish()
+}
+
+/// The account `id`: [`USER_COLUMNS`].
+pub(crate) fn select_user(dialect: Dialect, id: &UserId) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.sql("SELECT ")
+        .sql(USER_COLUMNS)
+        .sql(" FROM users WHERE id = ")
+        .arg(text(id.as_str()), Ty::Text);
+    b.finish()
+}
+
 /// Escapes `LIKE` metacharacters for `ESCAPE '\'` and wraps the text in `%…%`.
 fn like_contains(s: &str) -> String {
     let mut p = String::with_capacity(s.len() + 2);
@@ -651,6 +693,45 @@ pub(crate) fn decode_task(row: &[SqlValue]) -> Result<Task, StoreError> {
     })
 }
 
+fn bad_user(column: &str, what: &str) -> StoreError {
+    StoreError::Other(format!("undecodable user row: column {column} {what}"))
+}
+
+/// A user and its password hash from [`USER_COLUMNS`], through the core's constructors.
+pub(crate) fn decode_user(row: &[SqlValue]) -> Result<(User, String), StoreError> {
+    let [id, email, created_at, hash, ..] = row else {
+        return Err(StoreError::Other(format!(
+            "undecodable user row: {} columns, expected 4",
+            row.len()
+        )));
+    };
+    let text_of = |v: &SqlValue, column: &str| match v {
+        SqlValue::Text(s) => Ok(s.clone()),
+        other => Err(bad_user(column, &format!("is not text ({})", kind(other)))),
+    };
+    let id =
+        UserId::parse(&text_of(id, "id")?).ok_or_else(|| bad_user("id", "is not a user id"))?;
+    let raw = text_of(email, "email")?;
+    let email = Email::parse(&raw)
+        .filter(|e| e.as_str() == raw)
+        .ok_or_else(|| bad_user("email", "is not a valid email"))?;
+    let created_at = match created_at {
+        SqlValue::Int(n) => Timestamp::from_millis(*n),
+        other => {
+            return Err(bad_user(
+                "created_at",
+                &format!("is not an integer ({})", kind(other)),
+            ));
+        }
+    };
+    let user = User {
+        id,
+        email,
+        created_at,
+    };
+    Ok((user, text_of(hash, "password_hash")?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -681,6 +762,44 @@ mod tests {
                 st.sql
             );
         }
+    }
+
+    #[test]
+    fn account_statements_bind_every_value() {
+        let user = User {
+            id: UserId::parse("u_0123456789abcdef01234567").unwrap(),
+            email: Email::parse("O'Brien@Example.com").unwrap(),
+            created_at: Timestamp::from_millis(5),
+        };
+        for dialect in [Dialect::Postgres, Dialect::Sqlite] {
+            for st in [
+                insert_user(dialect, &user, "$argon2id$x"),
+                select_user_by_email(dialect, &user.email),
+                select_user(dialect, &user.id),
+            ] {
+                assert!(
+                    !st.sql.contains("Brien") && !st.sql.contains("u_01"),
+                    "{}",
+                    st.sql
+                );
+                assert_eq!(
+                    st.sql.contains("::"),
+                    dialect == Dialect::Postgres,
+                    "{}",
+                    st.sql
+                );
+            }
+        }
+        let st = insert_user(Dialect::Postgres, &user, "h");
+        assert!(st.sql.contains("$3::text") && st.sql.contains("$5::bigint"));
+        assert_eq!(st.params[2], text("o'brien@example.com"));
+        let row = vec![
+            text("u_0123456789abcdef01234567"),
+            text("O'Brien@Example.com"),
+            SqlValue::Int(5),
+            text("h"),
+        ];
+        assert_eq!(decode_user(&row).unwrap(), (user, "h".to_owned()));
     }
 
     #[test]

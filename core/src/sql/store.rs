@@ -1,4 +1,5 @@
-//! [`SqlStore`]: the [`TaskStore`] over an [`Executor`], for PostgreSQL and SQLite.
+//! [`SqlStore`]: the [`TaskStore`] and [`AccountStore`] over an [`Executor`], for PostgreSQL
+//! and SQLite.
 
 use super::statements::{self, Statement};
 use std::sync::atomic::AtomicBool;
@@ -6,12 +7,13 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::migrate::{migrate, schema_is_current};
 use super::{DbError, Dialect, Executor, SqlValue};
+use crate::accounts::{AccountStore, Email, User};
 use crate::listing::ListQuery;
 use crate::store::{Created, Idempotency, Page, StoreError, TaskStore};
 use crate::task::{Completion, NewTask, Task, TaskId, TaskPatch, UserId, Version};
 use crate::time::Timestamp;
 
-/// A [`TaskStore`] in a PostgreSQL or SQLite database reached through `E`.
+/// A [`TaskStore`] and [`AccountStore`] in a PostgreSQL or SQLite database reached through `E`.
 ///
 /// The schema must be current (see [`super::migrate`]), or the store must be told to bring
 /// it up to date itself ([`SqlStore::with_auto_migrate`]). The store holds nothing besides
@@ -325,6 +327,30 @@ impl<E: Executor> SqlStore<E> {
         self.execute(statements::clear_completed(self.dialect, user))
             .await
     }
+
+    async fn create_user_once(&self, user: &User, password_hash: &str) -> Result<(), StoreError> {
+        let rows = self
+            .query(statements::insert_user(self.dialect, user, password_hash))
+            .await?;
+        // `ON CONFLICT (email_fold) DO NOTHING` returns no row for a taken email.
+        if rows.is_empty() {
+            Err(StoreError::EmailTaken)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn one_user(&self, st: Statement) -> Result<Option<(User, String)>, StoreError> {
+        let rows = self.query(st).await?;
+        match rows.as_slice() {
+            [] => Ok(None),
+            [row] => statements::decode_user(row).map(Some),
+            _ => Err(StoreError::Other(format!(
+                "expected at most one user row, got {}",
+                rows.len()
+            ))),
+        }
+    }
 }
 
 /// Runs a `*_once` operation; if it failed on a missing schema and auto-migration is on,
@@ -403,9 +429,36 @@ impl<E: Executor> TaskStore for SqlStore<E> {
         migrating!(self, self.clear_completed_once(user))
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.ping_once().await
+    }
+}
+
+impl<E: Executor> AccountStore for SqlStore<E> {
+    async fn create_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError> {
+        migrating!(self, self.create_user_once(user, password_hash))
+    }
+
+    async fn login_record(&self, email: &Email) -> Result<Option<(User, String)>, StoreError> {
+        migrating!(
+            self,
+            self.one_user(statements::select_user_by_email(self.dialect, email))
+        )
+    }
+
+    async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        let found = migrating!(
+            self,
+            self.one_user(statements::select_user(self.dialect, id))
+        )?;
+        Ok(found.map(|(user, _)| user))
+    }
+}
+
+impl<E: Executor> SqlStore<E> {
     /// `SELECT 1`; with auto-migration, the check that every migration is applied (one
     /// query), applying the missing ones.
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping_once(&self) -> Result<(), StoreError> {
         if !self.auto_migrate {
             return self
                 .executor

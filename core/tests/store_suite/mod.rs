@@ -711,3 +711,86 @@ pub async fn ids_are_never_reused<S: TaskStore>(store: &S) {
 pub async fn ping_answers<S: TaskStore>(store: &S) {
     store.ping().await.unwrap();
 }
+
+// ---------------------------------------------------------------- accounts
+
+/// Generates one `#[tokio::test]` per [`AccountStore`] suite function, each on a fresh store
+/// from `$fresh` (as [`suite_tests!`]).
+///
+/// [`AccountStore`]: task_api_core::AccountStore
+#[allow(unused_macros)] // a suite over the HTTP API (tests/spin-host) runs the task suite only
+macro_rules! account_suite_tests {
+    ($fresh:path) => {
+        $crate::store_suite::suite_tests!(@each $fresh;
+            accounts_round_trip,
+            accounts_are_found_by_folded_email,
+            a_taken_email_is_refused_whatever_its_case,
+            unknown_accounts_are_none,
+        );
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use account_suite_tests;
+
+pub fn account(id: &str, email: &str, ms: i64) -> task_api_core::User {
+    task_api_core::User {
+        id: user(id),
+        email: task_api_core::Email::parse(email).unwrap(),
+        created_at: at(ms),
+    }
+}
+
+const HASH: &str =
+    "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+
+pub async fn accounts_round_trip<S: task_api_core::AccountStore>(store: &S) {
+    let ann = account("u_0123456789abcdef01234567", "Ann@Example.com", 5);
+    store.create_user(&ann, HASH).await.unwrap();
+    assert_eq!(store.user(&ann.id).await.unwrap(), Some(ann.clone()));
+    let (found, hash) = store.login_record(&ann.email).await.unwrap().unwrap();
+    assert_eq!(found, ann);
+    // The email keeps the case it was registered with; the time its milliseconds.
+    assert_eq!(found.email.as_str(), "Ann@Example.com");
+    assert_eq!(found.created_at, at(5));
+    assert_eq!(hash, HASH);
+}
+
+pub async fn accounts_are_found_by_folded_email<S: task_api_core::AccountStore>(store: &S) {
+    let ann = account("u_1", "ann@example.com", 0);
+    let bob = account("u_2", "BOB@example.com", 1);
+    store.create_user(&ann, HASH).await.unwrap();
+    store.create_user(&bob, "$argon2id$other").await.unwrap();
+    let by = |e: &str| task_api_core::Email::parse(e).unwrap();
+    let (found, _) = store
+        .login_record(&by("ANN@EXAMPLE.COM"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, ann.id);
+    let (found, hash) = store
+        .login_record(&by("bob@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.id, hash.as_str()), (bob.id, "$argon2id$other"));
+}
+
+pub async fn a_taken_email_is_refused_whatever_its_case<S: task_api_core::AccountStore>(store: &S) {
+    let ann = account("u_1", "ann@example.com", 0);
+    store.create_user(&ann, HASH).await.unwrap();
+    let again = account("u_2", "ANN@Example.com", 1);
+    assert_eq!(
+        store.create_user(&again, HASH).await,
+        Err(StoreError::EmailTaken)
+    );
+    // Nothing of the refused account was stored.
+    assert_eq!(store.user(&again.id).await.unwrap(), None);
+    let (found, _) = store.login_record(&again.email).await.unwrap().unwrap();
+    assert_eq!(found, ann);
+}
+
+pub async fn unknown_accounts_are_none<S: task_api_core::AccountStore>(store: &S) {
+    assert_eq!(store.user(&user("u_nobody")).await.unwrap(), None);
+    let email = task_api_core::Email::parse("nobody@example.com").unwrap();
+    assert_eq!(store.login_record(&email).await.unwrap(), None);
+}

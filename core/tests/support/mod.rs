@@ -7,7 +7,9 @@ use std::cell::Cell;
 use http::{Request, Response};
 use jwt_simple::prelude::*;
 use serde_json::Value;
-use task_api_core::{Api, Config, ConfigError, MemoryStore, RequestContext, TaskStore, Timestamp};
+use task_api_core::{
+    AccountStore, Api, Config, ConfigError, MemoryStore, RequestContext, TaskStore, Timestamp,
+};
 
 pub const SECRET: &str = "test secret that is at least 32 bytes long";
 /// 2026-11-21T10:15:30Z, the tests' "now" (advanced by each request).
@@ -76,7 +78,7 @@ impl Reply {
 }
 
 /// An API over a store, with a clock that moves one millisecond per request.
-pub struct TestApp<S: TaskStore = MemoryStore> {
+pub struct TestApp<S: TaskStore + AccountStore = MemoryStore> {
     pub api: Api<S>,
     clock: Cell<i64>,
     counter: Cell<u64>,
@@ -92,7 +94,7 @@ impl TestApp<MemoryStore> {
     }
 }
 
-impl<S: TaskStore> TestApp<S> {
+impl<S: TaskStore + AccountStore> TestApp<S> {
     pub fn over(store: S, config: Result<Config, ConfigError>) -> Self {
         TestApp {
             api: Api::with_config_result(store, config),
@@ -115,10 +117,19 @@ impl<S: TaskStore> TestApp<S> {
 
     /// Sends a prepared request as is.
     pub fn send(&self, request: Request<Vec<u8>>) -> Reply {
+        self.send_in(request, |ctx| ctx)
+    }
+
+    /// Sends a prepared request with a context `adjust` adds to (entropy, client address).
+    pub fn send_in(
+        &self,
+        request: Request<Vec<u8>>,
+        adjust: impl FnOnce(RequestContext) -> RequestContext,
+    ) -> Reply {
         self.advance_ms(1);
         self.counter.set(self.counter.get() + 1);
         let ctx = RequestContext::new(self.now(), format!("gen-{}", self.counter.get()));
-        let raw = pollster::block_on(self.api.handle(request, ctx));
+        let raw = pollster::block_on(self.api.handle(request, adjust(ctx)));
         let json = if raw.body().is_empty() {
             Value::Null
         } else {
