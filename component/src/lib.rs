@@ -9,6 +9,7 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 mod db;
+mod jwks;
 mod log;
 mod settings;
 
@@ -33,10 +34,14 @@ async fn serve(request: IncomingRequest, out: ResponseOutparam) {
     let request = read_request(request).await;
     let method = request.method().clone();
     let settings = Settings::load(|name| spin_sdk::variables::get(name).ok());
+    let config = match settings.core {
+        Ok(config) => Ok(jwks::prepare(config, request.headers(), now).await),
+        Err(e) => Err(e),
+    };
     let db = SpinDb::new(settings.database.clone());
     let store =
         SqlStore::new(db, settings.database.dialect()).with_auto_migrate(settings.auto_migrate);
-    let api = Api::with_config_result(store, settings.core);
+    let api = Api::with_config_result(store, config);
     let response = api
         .handle(request, RequestContext::new(now, fresh_request_id()))
         .await;

@@ -21,3 +21,15 @@ pub fn request(method: &http::Method, response: &http::Response<Vec<u8>>, elapse
     });
     eprintln!("{line}");
 }
+
+/// Writes the line for a JWKS that could not be fetched or cached: the URL (configuration,
+/// never a token) and what went wrong. The request goes on.
+pub fn jwks(url: &str, problem: &str) {
+    let line = serde_json::json!({
+        "level": "warn",
+        "event": "jwks",
+        "jwks_url": url,
+        "error": problem,
+    });
+    eprintln!("{line}");
+}
