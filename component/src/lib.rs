@@ -12,6 +12,7 @@ mod db;
 mod jwks;
 mod log;
 mod settings;
+mod throttle;
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -41,10 +42,16 @@ async fn serve(request: IncomingRequest, out: ResponseOutparam) {
     let db = SpinDb::new(settings.database.clone());
     let store =
         SqlStore::new(db, settings.database.dialect()).with_auto_migrate(settings.auto_migrate);
-    let api = Api::with_config_result(store, config);
-    let response = api
-        .handle(request, RequestContext::new(now, fresh_request_id()))
-        .await;
+    let api = Api::with_config_result(store, config).with_throttle(throttle::KvThrottle::default());
+    let mut context = RequestContext::new(now, fresh_request_id()).with_entropy(entropy());
+    if let Some(addr) = request
+        .headers()
+        .get("spin-client-addr")
+        .and_then(|v| v.to_str().ok())
+    {
+        context = context.with_client_addr(addr);
+    }
+    let response = api.handle(request, context).await;
     log::request(&method, &response, started.elapsed());
     write_response(out, response).await;
 }
@@ -104,6 +111,16 @@ async fn write_response(out: ResponseOutparam, response: http::Response<Vec<u8>>
     if let Err(e) = out.set_with_body(outgoing, body).await {
         eprintln!("could not send the response: {e}");
     }
+}
+
+/// 32 bytes from the host's cryptographic randomness (`wasi:random`), for password salts
+/// and user ids.
+fn entropy() -> [u8; 32] {
+    let bytes = wasi::random::random::get_random_bytes(32);
+    let mut out = [0u8; 32];
+    let n = out.len().min(bytes.len());
+    out[..n].copy_from_slice(&bytes[..n]);
+    out
 }
 
 /// 128 random bits, from the host's randomness (std seeds `RandomState` from it).

@@ -522,7 +522,7 @@ macro_rules! scenarios {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let served = crate::serve(crate::Db::Sqlite, crate::CORS).await.unwrap();
+                    let served = crate::serve(crate::Db::Sqlite, crate::EXTRA).await.unwrap();
                     crate::$name(&crate::Api { served: &served }).await;
                 }
             )*
@@ -531,7 +531,7 @@ macro_rules! scenarios {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(served) = crate::serve(crate::Db::Postgres, crate::CORS).await else {
+                    let Some(served) = crate::serve(crate::Db::Postgres, crate::EXTRA).await else {
                         return;
                     };
                     crate::$name(&crate::Api { served: &served }).await;
@@ -541,7 +541,11 @@ macro_rules! scenarios {
     };
 }
 
-const CORS: &[(&str, &str)] = &[("cors_origins", "https://app.example")];
+/// The settings of the scenarios: CORS for one origin, and built-in accounts on.
+const EXTRA: &[(&str, &str)] = &[
+    ("cors_origins", "https://app.example"),
+    ("accounts", "true"),
+];
 
 scenarios!(
     every_route_answers_as_the_contract_says,
@@ -551,6 +555,8 @@ scenarios!(
     twenty_concurrent_toggles_are_atomic,
     concurrent_idempotent_retries_create_one_task,
     paging_visits_hundreds_of_tasks_once_under_every_sort,
+    an_account_registers_logs_in_and_owns_its_tasks,
+    failed_logins_are_limited_across_instances,
 );
 
 async fn every_route_answers_as_the_contract_says(api: &Api<'_>) {
@@ -1017,6 +1023,126 @@ async fn paging_visits_hundreds_of_tasks_once_under_every_sort(api: &Api<'_>) {
         .page_through("u1", "status=pending&sort=-due_date&limit=50")
         .await;
     assert_eq!(pending.len(), 240);
+}
+
+async fn an_account_registers_logs_in_and_owns_its_tasks(api: &Api<'_>) {
+    let credentials = json!({"email": "  Ann@Example.com ", "password": "correct horse battery"});
+    let registered = api
+        .call("POST", "/auth/register", None, Some(credentials))
+        .await;
+    assert_eq!(registered.status, 201, "{}", registered.json);
+    let user_id = registered.json["data"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(registered.json["data"]["user"]["email"], "Ann@Example.com");
+    assert_eq!(registered.json["data"]["token_type"], "bearer");
+
+    let again = api
+        .call(
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(json!({"email": "ann@example.com", "password": "another password"})),
+        )
+        .await;
+    assert_eq!(
+        (again.status, again.json["code"].clone()),
+        (409, json!("email_taken"))
+    );
+
+    let login = api
+        .call(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"email": "ANN@example.com", "password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.json);
+    let token = login.json["data"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bearer = format!("Bearer {token}");
+
+    let created = api
+        .call_with(
+            "POST",
+            "/api/tasks",
+            None,
+            Some(json!({"title": "from my own account"})),
+            &[("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.json);
+    assert_eq!(created.json["data"]["user_id"], user_id.as_str());
+    let me = api
+        .call_with("GET", "/auth/me", None, None, &[("authorization", &bearer)])
+        .await;
+    assert_eq!(
+        (me.status, me.json["data"]["id"].clone()),
+        (200, json!(user_id))
+    );
+    assert_eq!(
+        api.call("POST", "/auth/logout", None, None).await.status,
+        204
+    );
+
+    let wrong = api
+        .call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"email": "ann@example.com", "password": "wrong password"})),
+        )
+        .await;
+    let unknown = api
+        .call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"email": "bob@example.com", "password": "wrong password"})),
+        )
+        .await;
+    assert_eq!((wrong.status, unknown.status), (401, 401));
+    assert_eq!(wrong.json["detail"], unknown.json["detail"]);
+    assert!(!wrong.json.to_string().contains("wrong password"));
+}
+
+async fn failed_logins_are_limited_across_instances(api: &Api<'_>) {
+    let credentials = json!({"email": "carol@example.com", "password": "the right one"});
+    assert_eq!(
+        api.call("POST", "/auth/register", None, Some(credentials))
+            .await
+            .status,
+        201
+    );
+    let wrong = json!({"email": "carol@example.com", "password": "not the right one"});
+    // Each request runs in a fresh instance: only the shared key-value store can count.
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            api.call("POST", "/auth/login", None, Some(wrong.clone()))
+                .await
+                .status,
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+    let limited = api
+        .call(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"email": "carol@example.com", "password": "the right one"})),
+        )
+        .await;
+    assert_eq!(
+        (limited.status, limited.json["code"].clone()),
+        (429, json!("too_many_attempts"))
+    );
+    let retry_after: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
