@@ -9,14 +9,13 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use jwt_simple::prelude::*;
+use spin_test_host::fixtures::{PgSchema, TempDir};
 use spin_test_host::{Host, RunningHost};
 use task_api_core::JwksCache;
 use wasmtime_wasi_http::io::TokioIo;
@@ -29,33 +28,6 @@ const KEYS_UNAVAILABLE: &str = "the signing keys could not be fetched";
 const PAST_INTERVAL_MS: u64 = 61_000;
 
 // ------------------------------------------------------------------------------ fixtures
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "spin-test-host-jwks-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// What the stub answers, and what it was asked.
 struct StubState {
@@ -277,12 +249,29 @@ fn kv_entries(dir: &TempDir) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_eddsa_token_creates_a_task_and_the_cached_keys_serve_later_requests() {
+    eddsa_tokens_create_tasks_and_cached_keys_serve_later_requests(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_an_eddsa_token_creates_a_task_and_the_cached_keys_serve_later_requests() {
+    let Some(schema) = PgSchema::create("jwks").await else {
+        return;
+    };
+    eddsa_tokens_create_tasks_and_cached_keys_serve_later_requests(Some(&schema)).await;
+}
+
+/// On SQLite, or on PostgreSQL in `schema`.
+async fn eddsa_tokens_create_tasks_and_cached_keys_serve_later_requests(schema: Option<&PgSchema>) {
     let k1 = ed25519("k1");
     let p1 = ES256KeyPair::generate().with_key_id("p1");
     let document = jwks(&[ed25519_jwk(&k1), p1.public_key().to_jwk()]);
     let stub = Stub::start(200, document.clone()).await;
-    let dir = TempDir::new();
-    let vars = fetching(&stub, true);
+    let dir = TempDir::new("spin-test-host-jwks");
+    let mut vars = fetching(&stub, true);
+    if let Some(schema) = schema {
+        vars.push(("database_url", schema.component_url()));
+        vars.push(("database_host", schema.database_host()));
+    }
     let (_host, running) = serve(&dir, vars).await;
     let t0 = start_ms();
 
@@ -328,7 +317,7 @@ async fn a_rotated_in_key_works_after_one_refetch() {
     let k1 = ed25519("k1");
     let k2 = ed25519("k2");
     let stub = Stub::start(200, jwks(&[ed25519_jwk(&k1)])).await;
-    let dir = TempDir::new();
+    let dir = TempDir::new("spin-test-host-jwks");
     let vars = fetching(&stub, false);
     let (_host, running) = serve(&dir, vars).await;
     let t0 = start_ms();
@@ -354,7 +343,7 @@ async fn unknown_kids_are_401_and_fetch_at_most_once_a_minute() {
     let k1 = ed25519("k1");
     let stranger = ed25519("made-up");
     let stub = Stub::start(200, jwks(&[ed25519_jwk(&k1)])).await;
-    let dir = TempDir::new();
+    let dir = TempDir::new("spin-test-host-jwks");
     let vars = fetching(&stub, false);
     let (_host, running) = serve(&dir, vars).await;
     let t0 = start_ms();
@@ -390,7 +379,7 @@ async fn unknown_kids_are_401_and_fetch_at_most_once_a_minute() {
 async fn a_failing_provider_without_cache_refuses_asymmetric_tokens_but_not_hs256() {
     let k1 = ed25519("k1");
     let stub = Stub::start(500, r#"{"error":"down"}"#.to_owned()).await;
-    let dir = TempDir::new();
+    let dir = TempDir::new("spin-test-host-jwks");
     let vars = fetching(&stub, true);
     let (_host, running) = serve(&dir, vars).await;
     let t0 = start_ms();
@@ -448,7 +437,7 @@ async fn an_unreachable_provider_refuses_asymmetric_tokens_but_not_hs256() {
     let vars = fetching(&stub, true);
     drop(stub);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let dir = TempDir::new();
+    let dir = TempDir::new("spin-test-host-jwks");
     let (_host, running) = serve(&dir, vars).await;
     let t0 = start_ms();
 
@@ -471,7 +460,7 @@ async fn a_provider_that_never_answers_is_given_up_on() {
             open.push(stream);
         }
     });
-    let dir = TempDir::new();
+    let dir = TempDir::new("spin-test-host-jwks");
     let vars = [
         ("jwt_jwks_url", format!("http://{addr}{JWKS_PATH}")),
         ("jwks_host", format!("http://{addr}")),
@@ -500,7 +489,7 @@ async fn a_provider_that_never_answers_is_given_up_on() {
 async fn without_jwks_host_the_fetch_is_not_allowed() {
     let k1 = ed25519("k1");
     let stub = Stub::start(200, jwks(&[ed25519_jwk(&k1)])).await;
-    let dir = TempDir::new();
+    let dir = TempDir::new("spin-test-host-jwks");
     let url = stub.url();
     let (_host, running) = serve(&dir, [("jwt_jwks_url", url)]).await;
     let t0 = start_ms();
@@ -517,7 +506,7 @@ async fn without_jwks_host_the_fetch_is_not_allowed() {
 async fn a_stale_copy_is_used_while_the_provider_is_down() {
     let k1 = ed25519("k1");
     let stub = Stub::start(200, jwks(&[ed25519_jwk(&k1)])).await;
-    let dir = TempDir::new();
+    let dir = TempDir::new("spin-test-host-jwks");
     let vars = fetching(&stub, false);
     let (_host, running) = serve(&dir, vars).await;
     let t0 = start_ms();
@@ -541,7 +530,7 @@ async fn a_stale_copy_is_used_while_the_provider_is_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pinned_jwks_works_without_url_or_secret() {
     let k1 = ed25519("k1");
-    let dir = TempDir::new();
+    let dir = TempDir::new("spin-test-host-jwks");
     let document = jwks(&[ed25519_jwk(&k1)]);
     let (_host, running) = serve(&dir, [("jwt_jwks", document)]).await;
     let t0 = start_ms();
