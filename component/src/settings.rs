@@ -2,7 +2,7 @@
 //! from Spin variables, every problem reported at once, defaults in [`SETTINGS`].
 
 use task_api_core::sql::Dialect;
-use task_api_core::{Config, ConfigError, ConfigProblem, Setting};
+use task_api_core::{Config, ConfigError, ConfigProblem, Setting, parse_flag};
 
 /// The settings only the component reads (the core's are in `task_api_core::SETTINGS`).
 pub const SETTINGS: [Setting; 2] = [
@@ -53,14 +53,11 @@ impl Settings {
     /// Reads every setting through `lookup` (Spin variables in the component).
     pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Settings {
         let get = |name: &str| -> String {
-            let default = SETTINGS
+            SETTINGS
                 .iter()
                 .find(|s| s.name == name)
-                .and_then(|s| s.default);
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| default.unwrap_or("").to_owned())
+                .map(|s| s.read(&lookup).trim().to_owned())
+                .unwrap_or_default()
         };
         let mut problems = Vec::new();
 
@@ -77,17 +74,13 @@ impl Settings {
             Database::Invalid
         };
 
-        let auto_migrate = match get("auto_migrate").to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => true,
-            "false" | "0" | "no" | "off" => false,
-            _ => {
-                problems.push(ConfigProblem {
-                    setting: "auto_migrate",
-                    message: "must be true or false".into(),
-                });
-                false
-            }
-        };
+        let auto_migrate = parse_flag(&get("auto_migrate")).unwrap_or_else(|| {
+            problems.push(ConfigProblem {
+                setting: "auto_migrate",
+                message: "must be true or false".into(),
+            });
+            false
+        });
 
         let core = match (Config::from_lookup(&lookup), problems.is_empty()) {
             (Ok(config), true) => Ok(config),

@@ -30,6 +30,38 @@ pub struct Setting {
     pub secret: bool,
 }
 
+impl Setting {
+    /// This setting's value through `lookup`: the value found, or the default when it is
+    /// missing or blank (an empty string for a setting without a default).
+    ///
+    /// ```
+    /// use task_api_core::Setting;
+    /// let s = Setting { name: "auto_migrate", default: Some("true"), secret: false };
+    /// assert_eq!(s.read(|_| Some("  ".into())), "true");
+    /// assert_eq!(s.read(|_| Some("false".into())), "false");
+    /// ```
+    pub fn read(&self, lookup: impl Fn(&str) -> Option<String>) -> String {
+        lookup(self.name)
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| self.default.unwrap_or("").to_owned())
+    }
+}
+
+/// A yes-or-no setting's value: `true`, `1`, `yes`, `on` or `false`, `0`, `no`, `off`, in
+/// any case; anything else is `None`.
+///
+/// ```
+/// assert_eq!(task_api_core::parse_flag("On"), Some(true));
+/// assert_eq!(task_api_core::parse_flag("maybe"), None);
+/// ```
+pub fn parse_flag(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
 /// Every setting of the core, with its default.
 ///
 /// An empty `jwt_algorithms` means HS256 alone without a JWKS; with one, HS256 (when
@@ -153,13 +185,11 @@ impl Config {
     /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &'static str| -> String {
-            let default = SETTINGS
+            SETTINGS
                 .iter()
                 .find(|s| s.name == name)
-                .and_then(|s| s.default);
-            lookup(name)
-                .filter(|v| !v.trim().is_empty())
-                .unwrap_or_else(|| default.unwrap_or("").to_owned())
+                .map(|s| s.read(&lookup))
+                .unwrap_or_default()
         };
         let mut problems = Vec::new();
         let mut problem = |setting: &'static str, message: String| {
@@ -167,14 +197,10 @@ impl Config {
         };
 
         // Accounts first: they need the secret and HS256.
-        let accounts = match get("accounts").to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Some(true),
-            "false" | "0" | "no" | "off" => Some(false),
-            _ => {
-                problem("accounts", "must be true or false".into());
-                None
-            }
-        };
+        let accounts = parse_flag(&get("accounts"));
+        if accounts.is_none() {
+            problem("accounts", "must be true or false".into());
+        }
 
         let accounts_on = accounts == Some(true);
         let token_ttl = get("access_token_ttl")

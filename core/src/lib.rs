@@ -60,7 +60,9 @@ pub use accounts::{
 pub use auth::{
     Algorithm, AuthError, JwtSecret, JwtVerifier, LEEWAY_SECS, MAX_TOKEN_BYTES, MIN_SECRET_BYTES,
 };
-pub use config::{Config, ConfigError, ConfigProblem, MAX_JWKS_TTL_SECS, SETTINGS, Setting};
+pub use config::{
+    Config, ConfigError, ConfigProblem, MAX_JWKS_TTL_SECS, SETTINGS, Setting, parse_flag,
+};
 pub use cors::{ALLOWED_HEADERS, EXPOSED_HEADERS, MAX_AGE_SECS};
 pub use error::{ApiError, RETRY_AFTER_SECS};
 pub use handler::{Api, MAX_BODY_BYTES, RequestLog, VERSION};

@@ -160,6 +160,21 @@ impl<E: Executor> SqlStore<E> {
         })
     }
 
+    /// Runs a conditional `UPDATE … RETURNING` of task `id`: the task as changed, or why no
+    /// row was touched.
+    async fn changed_task(
+        &self,
+        st: Statement,
+        user: &UserId,
+        id: TaskId,
+        expected: Option<Version>,
+    ) -> Result<Task, StoreError> {
+        match Self::one_task(self.query(st).await?)? {
+            Some(task) => Ok(task),
+            None => Err(self.missing(user, id, expected).await?),
+        }
+    }
+
     /// The idempotent create, inside a transaction the caller opened.
     async fn create_with_key(
         &self,
@@ -286,10 +301,7 @@ impl<E: Executor> SqlStore<E> {
         now: Timestamp,
     ) -> Result<Task, StoreError> {
         let st = statements::update_task(self.dialect, user, id, patch, expected, now);
-        match Self::one_task(self.query(st).await?)? {
-            Some(task) => Ok(task),
-            None => Err(self.missing(user, id, expected).await?),
-        }
+        self.changed_task(st, user, id, expected).await
     }
 
     async fn set_completion_once(
@@ -301,10 +313,7 @@ impl<E: Executor> SqlStore<E> {
         now: Timestamp,
     ) -> Result<Task, StoreError> {
         let st = statements::set_completion(self.dialect, user, id, completion, expected, now);
-        match Self::one_task(self.query(st).await?)? {
-            Some(task) => Ok(task),
-            None => Err(self.missing(user, id, expected).await?),
-        }
+        self.changed_task(st, user, id, expected).await
     }
 
     async fn delete_once(
