@@ -66,6 +66,17 @@ pub enum ApiError {
     /// 503: the store cannot be reached now.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// 500 `configuration_error`: the store refuses the service until `setting` changes.
+    /// The detail names the setting and the hint; the cause is logged only.
+    #[error("store misconfigured: {setting} {hint}: {cause}")]
+    StoreMisconfigured {
+        /// The setting to change.
+        setting: &'static str,
+        /// Fixed text saying what to change.
+        hint: &'static str,
+        /// The driver's text.
+        cause: String,
+    },
     /// 500: anything else. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -79,6 +90,15 @@ impl From<StoreError> for ApiError {
             StoreError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
             StoreError::EmailTaken => ApiError::EmailTaken,
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
+            StoreError::Misconfigured {
+                setting,
+                hint,
+                cause,
+            } => ApiError::StoreMisconfigured {
+                setting,
+                hint,
+                cause,
+            },
             StoreError::Other(cause) => ApiError::Internal(cause),
         }
     }
@@ -117,7 +137,9 @@ impl ApiError {
             ApiError::Validation(_) | ApiError::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ApiError::Misconfigured(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Misconfigured(_)
+            | ApiError::StoreMisconfigured { .. }
+            | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -140,7 +162,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation_failed",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
-            ApiError::Misconfigured(_) => "configuration_error",
+            ApiError::Misconfigured(_) | ApiError::StoreMisconfigured { .. } => {
+                "configuration_error"
+            }
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -162,7 +186,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::Validation(_) => "Validation failed",
             ApiError::IdempotencyKeyReused => "Idempotency key reused",
-            ApiError::Misconfigured(_) => "Service misconfigured",
+            ApiError::Misconfigured(_) | ApiError::StoreMisconfigured { .. } => {
+                "Service misconfigured"
+            }
             ApiError::Unavailable(_) => "Service unavailable",
             ApiError::Internal(_) => "Internal server error",
         }
@@ -192,6 +218,9 @@ impl ApiError {
                 "this Idempotency-Key was already used with a different body".to_owned()
             }
             ApiError::Misconfigured(e) => e.to_string(),
+            ApiError::StoreMisconfigured { setting, hint, .. } => {
+                format!("the service is misconfigured: {setting} {hint}")
+            }
             ApiError::Unavailable(_) => "the database cannot be reached; retry later".to_owned(),
             ApiError::Internal(_) => {
                 "an internal error occurred; quote the request_id when reporting it".to_owned()
@@ -202,9 +231,10 @@ impl ApiError {
     /// The cause to log for a server-side failure (never sent to the client).
     pub fn log_cause(&self) -> Option<String> {
         match self {
-            ApiError::Internal(_) | ApiError::Unavailable(_) | ApiError::Misconfigured(_) => {
-                Some(self.to_string())
-            }
+            ApiError::Internal(_)
+            | ApiError::Unavailable(_)
+            | ApiError::Misconfigured(_)
+            | ApiError::StoreMisconfigured { .. } => Some(self.to_string()),
             _ => None,
         }
     }

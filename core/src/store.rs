@@ -33,6 +33,18 @@ pub enum StoreError {
     /// The backing store cannot be reached now; the cause is logged. → 503 with Retry-After
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The backing store refuses the service until an operator changes `setting` (a
+    /// rejected TLS handshake or password, for instance): retrying cannot help. → 500
+    /// `configuration_error` naming the setting, with `hint`; the cause is logged.
+    #[error("{setting} {hint}: {cause}")]
+    Misconfigured {
+        /// The setting to change.
+        setting: &'static str,
+        /// What is wrong with it, as fixed text that holds no value.
+        hint: &'static str,
+        /// The driver's text, for the log only.
+        cause: String,
+    },
     /// Anything else; the cause is logged, never sent. → 500
     #[error("{0}")]
     Other(String),

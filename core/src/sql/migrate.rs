@@ -3,13 +3,25 @@
 //! Migrations are numbered files under `migrations/postgres/` and `migrations/sqlite/` at the
 //! repository root, embedded here. The runner records applied versions in
 //! `schema_migrations(version INTEGER PRIMARY KEY, applied_at BIGINT)`. All pending
-//! migrations are applied in one transaction; on PostgreSQL that transaction runs under a
-//! session-level advisory lock ([`MIGRATION_LOCK`]) so concurrent instances wait for each
-//! other, and on SQLite it is a `BEGIN IMMEDIATE` transaction, which holds the database's
-//! write lock from its start. Either way the second instance finds the versions recorded
-//! by the first and applies nothing.
+//! migrations are applied in one transaction, and the second of two instances migrating at
+//! once finds the versions recorded by the first and applies nothing.
+//!
+//! - **PostgreSQL: one statement.** Every migration goes into a single `DO` block that
+//!   takes a transaction-level advisory lock ([`MIGRATION_LOCK`]), creates
+//!   `schema_migrations` if needed, and applies each version not yet recorded. A statement
+//!   is its own transaction, so nothing can be left open between statements: Spin pools
+//!   PostgreSQL connections and never sends `ROLLBACK` when one comes back, so a request
+//!   that died between a `BEGIN` and its `COMMIT` would hand its open transaction (and a
+//!   session lock) to the next request. The block records what it applied in a session
+//!   setting (`task_api.migrated`), read back by one more query.
+//! - **SQLite: `BEGIN IMMEDIATE`**, which holds the database's write lock from its start,
+//!   then the statements one by one (Spin's SQLite connection lives for one request, and
+//!   closing it rolls back). After a commit the database is switched to write-ahead logging
+//!   (`PRAGMA journal_mode = WAL`), which is a property of the file: Spin opens it with
+//!   SQLite's defaults (a rollback journal), under which every write syncs the database and
+//!   its journal, and readers wait for writers.
 
-use super::{DbError, Dialect, Executor, SqlValue};
+use super::{DbError, Dialect, Executor, SqlValue, query_guarded};
 
 /// The key of the PostgreSQL advisory lock held while migrating (ASCII "taskmigr").
 pub const MIGRATION_LOCK: i64 = 0x7461_736b_6d69_6772;
@@ -64,6 +76,12 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0002_users.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0002_users.sql"),
     },
+    Migration {
+        version: 3,
+        name: "fewer_indexes",
+        postgres: include_str!("../../../migrations/postgres/0003_fewer_indexes.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0003_fewer_indexes.sql"),
+    },
 ];
 
 fn split_statements(script: &str) -> Vec<String> {
@@ -96,90 +114,128 @@ fn split_statements(script: &str) -> Vec<String> {
 const CREATE_SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
      (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)";
 
-fn now_millis_sql(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Postgres => {
-            "INSERT INTO schema_migrations (version, applied_at) VALUES \
-             ($1::bigint, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)"
-        }
-        Dialect::Sqlite => {
-            "INSERT INTO schema_migrations (version, applied_at) VALUES \
-             (?1, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))"
-        }
-    }
-}
+const SQLITE_RECORD: &str = "INSERT INTO schema_migrations (version, applied_at) VALUES \
+     (?1, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))";
 
-async fn applied_versions<E: Executor>(executor: &E) -> Result<Vec<u32>, DbError> {
-    let rows = executor
-        .query(
-            "SELECT version FROM schema_migrations ORDER BY version",
-            &[],
-        )
-        .await?;
-    rows.iter()
+async fn applied_versions<E: Executor>(
+    executor: &E,
+    dialect: Dialect,
+) -> Result<Vec<u32>, DbError> {
+    let rows = query_guarded(
+        executor,
+        dialect,
+        "SELECT version FROM schema_migrations",
+        &[],
+    )
+    .await?;
+    let mut versions = rows
+        .iter()
         .map(|row| match row.first() {
             Some(SqlValue::Int(v)) => u32::try_from(*v)
                 .map_err(|_| DbError::Other(format!("schema_migrations holds version {v}"))),
             _ => Err(DbError::Other("undecodable schema_migrations row".into())),
         })
-        .collect()
+        .collect::<Result<Vec<u32>, DbError>>()?;
+    versions.sort_unstable();
+    Ok(versions)
 }
 
 /// Applies every pending migration, returning the versions applied now (empty when the
 /// schema was current). Safe to run concurrently from several connections: one applies,
 /// the others wait and then apply nothing. `executor` must be one connection.
 pub async fn migrate<E: Executor>(executor: &E, dialect: Dialect) -> Result<Vec<u32>, DbError> {
-    if dialect == Dialect::Postgres {
-        executor
-            .execute(
-                "SELECT pg_advisory_lock($1::bigint)",
-                &[SqlValue::Int(MIGRATION_LOCK)],
-            )
-            .await?;
+    match dialect {
+        Dialect::Postgres => migrate_postgres(executor).await,
+        Dialect::Sqlite => migrate_sqlite(executor).await,
     }
-    let begin = match dialect {
-        Dialect::Postgres => "BEGIN",
-        Dialect::Sqlite => "BEGIN IMMEDIATE",
-    };
-    let result = match executor.execute(begin, &[]).await {
-        Ok(_) => match apply_pending(executor, dialect).await {
-            Ok(applied) => executor.execute("COMMIT", &[]).await.map(|_| applied),
-            Err(e) => {
-                let _ = executor.execute("ROLLBACK", &[]).await;
-                Err(e)
-            }
-        },
-        Err(e) => Err(e),
-    };
-    if dialect == Dialect::Postgres {
-        let unlocked = executor
-            .execute(
-                "SELECT pg_advisory_unlock($1::bigint)",
-                &[SqlValue::Int(MIGRATION_LOCK)],
-            )
-            .await;
-        if let (Ok(_), Err(e)) = (&result, unlocked) {
-            return Err(e);
-        }
-    }
-    result
 }
 
-async fn apply_pending<E: Executor>(executor: &E, dialect: Dialect) -> Result<Vec<u32>, DbError> {
+/// The one `DO` block that applies every pending migration on PostgreSQL.
+///
+/// Each migration's statements run in the block as they are (PL/pgSQL runs DDL), so a
+/// script must not contain the block's own quote tag `$migrate$`; the test
+/// `the_postgres_block_quotes_every_script_safely` checks that.
+pub fn postgres_migration_block() -> String {
+    let mut block = format!(
+        "DO $migrate$\nDECLARE migrated_now text := '';\nBEGIN\n\
+         PERFORM pg_advisory_xact_lock({MIGRATION_LOCK});\n\
+         {CREATE_SCHEMA_MIGRATIONS};\n"
+    );
+    for m in MIGRATIONS {
+        let v = m.version;
+        block.push_str(&format!(
+            "IF NOT EXISTS (SELECT FROM schema_migrations WHERE version = {v}) THEN\n"
+        ));
+        for statement in m.statements(Dialect::Postgres) {
+            block.push_str(&statement);
+            block.push_str(";\n");
+        }
+        block.push_str(&format!(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES \
+             ({v}, (extract(epoch FROM clock_timestamp()) * 1000)::bigint);\n\
+             migrated_now := migrated_now || ',{v}';\nEND IF;\n"
+        ));
+    }
+    block.push_str("PERFORM set_config('task_api.migrated', migrated_now, false);\nEND\n$migrate$");
+    block
+}
+
+async fn migrate_postgres<E: Executor>(executor: &E) -> Result<Vec<u32>, DbError> {
+    executor
+        .execute(&postgres_migration_block(), &[])
+        .await
+        .map_err(|e| match e {
+            DbError::Other(m) => DbError::Other(format!("migrating failed: {m}")),
+            other => other,
+        })?;
+    let rows = executor
+        .query(
+            "SELECT coalesce(current_setting('task_api.migrated', true), '')",
+            &[],
+        )
+        .await?;
+    let applied = match rows.first().and_then(|r| r.first()) {
+        Some(SqlValue::Text(list)) => list,
+        _ => return Err(DbError::Other("undecodable task_api.migrated".into())),
+    };
+    applied
+        .split(',')
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse()
+                .map_err(|_| DbError::Other(format!("task_api.migrated holds {v:?}")))
+        })
+        .collect()
+}
+
+async fn migrate_sqlite<E: Executor>(executor: &E) -> Result<Vec<u32>, DbError> {
+    executor.execute("BEGIN IMMEDIATE", &[]).await?;
+    let applied = match apply_pending_sqlite(executor).await {
+        Ok(applied) => executor.execute("COMMIT", &[]).await.map(|_| applied),
+        Err(e) => {
+            let _ = executor.execute("ROLLBACK", &[]).await;
+            Err(e)
+        }
+    }?;
+    // Outside the transaction (SQLite cannot change the journal mode inside one). A host
+    // whose SQLite is not a local file (Fermyon Cloud's) may refuse it; the schema is
+    // current either way, so a refusal is no failure.
+    let _ = executor.query("PRAGMA journal_mode = WAL", &[]).await;
+    Ok(applied)
+}
+
+async fn apply_pending_sqlite<E: Executor>(executor: &E) -> Result<Vec<u32>, DbError> {
     executor.execute(CREATE_SCHEMA_MIGRATIONS, &[]).await?;
-    let done = applied_versions(executor).await?;
+    let done = applied_versions(executor, Dialect::Sqlite).await?;
     let mut applied = Vec::new();
     for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
-        for statement in m.statements(dialect) {
+        for statement in m.statements(Dialect::Sqlite) {
             executor.execute(&statement, &[]).await.map_err(|e| {
                 DbError::Other(format!("migration {} ({}) failed: {e}", m.version, m.name))
             })?;
         }
         executor
-            .execute(
-                now_millis_sql(dialect),
-                &[SqlValue::Int(i64::from(m.version))],
-            )
+            .execute(SQLITE_RECORD, &[SqlValue::Int(i64::from(m.version))])
             .await?;
         applied.push(m.version);
     }
@@ -193,7 +249,7 @@ pub async fn schema_is_current<E: Executor>(
     executor: &E,
     dialect: Dialect,
 ) -> Result<bool, DbError> {
-    match applied_versions(executor).await {
+    match applied_versions(executor, dialect).await {
         Ok(done) => Ok(MIGRATIONS.iter().all(|m| done.contains(&m.version))),
         Err(e @ DbError::Unavailable(_)) => Err(e),
         Err(e) => {
@@ -240,11 +296,30 @@ mod tests {
     fn every_migration_has_both_dialects_and_rising_versions() {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1);
+            // A migration may have nothing to do in one dialect (0003 is SQLite's alone),
+            // but it has something to do somewhere.
+            assert!(
+                !m.statements(Dialect::Sqlite).is_empty()
+                    || !m.statements(Dialect::Postgres).is_empty()
+            );
             for d in [Dialect::Postgres, Dialect::Sqlite] {
                 let statements = m.statements(d);
-                assert!(!statements.is_empty());
                 assert!(statements.iter().all(|s| !s.contains(';')), "{m:?}");
             }
+        }
+    }
+
+    #[test]
+    fn the_postgres_block_quotes_every_script_safely() {
+        let block = postgres_migration_block();
+        assert!(block.starts_with("DO $migrate$"));
+        assert_eq!(
+            block.matches("$migrate$").count(),
+            2,
+            "no script may hold the tag"
+        );
+        for m in MIGRATIONS {
+            assert!(block.contains(&format!("WHERE version = {}) THEN", m.version)));
         }
     }
 }

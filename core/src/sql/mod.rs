@@ -121,22 +121,40 @@ pub enum SqlValue {
     Bool(bool),
 }
 
-/// What an [`Executor`] can fail with. Executors map their driver's errors to these kinds.
+/// What an [`Executor`] can fail with. Executors map their driver's errors to these kinds,
+/// through [`DbError::from_sqlstate`] and [`DbError::from_connect_failure`] where the
+/// driver gives a SQLSTATE or a connection failure, so that every host classifies alike.
 ///
 /// PostgreSQL, by SQLSTATE: class `08` (connection), `53300` (too many connections) and
 /// `57P01` to `57P03` (shutdown, cannot connect now) are [`DbError::Unavailable`], as is a
 /// closed connection; `23505` is [`DbError::UniqueViolation`]; `23514` is
 /// [`DbError::CheckViolation`]; `42P01` (undefined table) and `42703` (undefined column)
-/// are [`DbError::SchemaMissing`]. SQLite: `SQLITE_BUSY`, `SQLITE_LOCKED` and
+/// are [`DbError::SchemaMissing`]; `28000` / `28P01` (authentication) and `3D000` (no such
+/// database) are [`DbError::Misconfigured`]. SQLite: `SQLITE_BUSY`, `SQLITE_LOCKED` and
 /// `SQLITE_CANTOPEN` are unavailable; `SQLITE_CONSTRAINT_UNIQUE` and
 /// `SQLITE_CONSTRAINT_PRIMARYKEY` are unique violations; `SQLITE_CONSTRAINT_CHECK` is a check
 /// violation; "no such table" and "no such column" are a missing schema. Everything else is
 /// [`DbError::Other`].
+///
+/// The texts these variants carry are for the log only. Build them with [`driver_text`],
+/// which keeps a driver's first line and removes URL credentials.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DbError {
     /// The database cannot be reached or cannot take the request now.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database refuses this service for good until an operator changes a setting
+    /// (TLS handshake, authentication, no such database, address not allowed): retrying
+    /// will not help, so this is a 500 `configuration_error`, not a 503.
+    #[error("{setting} {hint}: {cause}")]
+    Misconfigured {
+        /// The setting to change (`database_url` or `database_host`).
+        setting: &'static str,
+        /// What to change, for the problem's detail (fixed text, never a value).
+        hint: &'static str,
+        /// The driver's text, for the log.
+        cause: String,
+    },
     /// A unique or primary key constraint refused a row.
     #[error("unique violation: {0}")]
     UniqueViolation(String),
@@ -150,6 +168,193 @@ pub enum DbError {
     /// Any other failure.
     #[error("database error: {0}")]
     Other(String),
+}
+
+/// The hint for a TLS handshake that failed.
+const TLS_HINT: &str = "could not be reached over TLS (Spin uses TLS unless the URL says \
+     sslmode=disable, and checks the server's certificate against the system's roots): add \
+     ?sslmode=disable for a server on the same machine or private network, or give the \
+     server a certificate the host trusts";
+const AUTH_HINT: &str = "was refused by the server: check its user name and password";
+const NO_DATABASE_HINT: &str = "names a database that does not exist on the server";
+const NOT_ALLOWED_HINT: &str = "is not an allowed outbound host: set database_host to the \
+     host:port of database_url";
+
+impl DbError {
+    /// The kind of a PostgreSQL error from its SQLSTATE (`state`, five characters), with
+    /// `message` (already passed through [`driver_text`]) as its text.
+    ///
+    /// ```
+    /// use task_api_core::sql::DbError;
+    /// assert!(matches!(DbError::from_sqlstate("57P01", "shutting down".into()), DbError::Unavailable(_)));
+    /// assert!(matches!(DbError::from_sqlstate("28P01", "auth".into()), DbError::Misconfigured { setting: "database_url", .. }));
+    /// assert!(matches!(DbError::from_sqlstate("22P02", "bad".into()), DbError::Other(_)));
+    /// ```
+    pub fn from_sqlstate(state: &str, message: String) -> DbError {
+        match state {
+            s if s.starts_with("08") => DbError::Unavailable(message),
+            "53300" | "57P01" | "57P02" | "57P03" => DbError::Unavailable(message),
+            "23505" => DbError::UniqueViolation(message),
+            "23514" => DbError::CheckViolation(message),
+            "42P01" | "42703" => DbError::SchemaMissing(message),
+            "28000" | "28P01" => misconfigured("database_url", AUTH_HINT, message),
+            "3D000" => misconfigured("database_url", NO_DATABASE_HINT, message),
+            _ => DbError::Other(message),
+        }
+    }
+
+    /// The kind of a failure to connect, from the host's text (`message`, already passed
+    /// through [`driver_text`]): a TLS handshake that failed, a refused login, a database
+    /// that does not exist or an address the host does not allow is
+    /// [`DbError::Misconfigured`]; anything else (refused, reset, timed out) is
+    /// [`DbError::Unavailable`].
+    ///
+    /// ```
+    /// use task_api_core::sql::DbError;
+    /// let tls = DbError::from_connect_failure("error performing TLS handshake: certificate verify failed".into());
+    /// assert!(matches!(tls, DbError::Misconfigured { setting: "database_url", .. }));
+    /// let down = DbError::from_connect_failure("Connection refused (os error 111)".into());
+    /// assert!(matches!(down, DbError::Unavailable(_)));
+    /// ```
+    pub fn from_connect_failure(message: String) -> DbError {
+        let lower = message.to_ascii_lowercase();
+        let has = |needle: &str| lower.contains(needle);
+        if has("not permitted") || has("not allowed") {
+            misconfigured("database_host", NOT_ALLOWED_HINT, message)
+        } else if has("tls") || has("ssl") || has("certificate") || has("handshake") {
+            misconfigured("database_url", TLS_HINT, message)
+        } else if has("password authentication failed") || has("28p01") || has("28000") {
+            misconfigured("database_url", AUTH_HINT, message)
+        } else if has("3d000") || (has("database") && has("does not exist")) {
+            misconfigured("database_url", NO_DATABASE_HINT, message)
+        } else {
+            DbError::Unavailable(message)
+        }
+    }
+}
+
+fn misconfigured(setting: &'static str, hint: &'static str, cause: String) -> DbError {
+    DbError::Misconfigured {
+        setting,
+        hint,
+        cause,
+    }
+}
+
+/// The most of a driver's text that goes into a [`DbError`]: its first line, without
+/// credentials, and at most 300 bytes. Hosts render errors as anyhow chains with
+/// backtraces, and some (Spin 3.0 to 3.3) quote the whole database URL, password included,
+/// when they refuse an address; neither belongs in a log line.
+///
+/// ```
+/// use task_api_core::sql::driver_text;
+/// assert_eq!(
+///     driver_text("address postgres://ann:hunter2@db:5432/tasks is not permitted\nStack backtrace: …"),
+///     "address postgres://ann:***@db:5432/tasks is not permitted"
+/// );
+/// assert_eq!(driver_text("x password=hunter2 y"), "x password=*** y");
+/// ```
+pub fn driver_text(text: &str) -> String {
+    const MAX: usize = 300;
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let mut out = scrub_credentials(line);
+    if out.len() > MAX {
+        let mut end = MAX;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+        out.push('…');
+    }
+    out
+}
+
+/// `scheme://user:password@` becomes `scheme://user:***@`, and `password=…` in a key-value
+/// connection string becomes `password=***`.
+fn scrub_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        // The authority ends at the first `/`, `?`, `#` or white space; its userinfo at
+        // the last `@` before that.
+        let end = tail
+            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at_sign) => {
+                let userinfo = &authority[..at_sign];
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..colon]);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[at_sign..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    let mut scrubbed = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(at) = rest.to_ascii_lowercase().find("password=") {
+        let (head, tail) = rest.split_at(at + "password=".len());
+        scrubbed.push_str(head);
+        scrubbed.push_str("***");
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '&')
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    scrubbed.push_str(rest);
+    scrubbed
+}
+
+/// Runs a statement that returns rows, such that the statement PostgreSQL sees always
+/// returns at least one: Spin 4.0.x never answers a PostgreSQL query whose result has no
+/// rows (spinframework/spin#3671, a regression in 4.0.0), and the request, its pooled
+/// connection and any lock it holds then stay stuck for ever. So on PostgreSQL the
+/// statement is wrapped as
+///
+/// ```sql
+/// WITH guarded AS (<sql>)
+/// SELECT g.* FROM (SELECT 1) AS one LEFT JOIN (SELECT true AS present, guarded.* FROM guarded) AS g ON true
+/// ```
+///
+/// which returns the statement's rows behind a `present` column, or one row of `NULL`s
+/// when there are none; this function strips the marker and the `NULL` row again. A
+/// data-modifying statement (`INSERT`, `UPDATE`, `DELETE … RETURNING`) works inside the
+/// `WITH`. Row order is that of the statement (the join's outer side is one row), and no
+/// caller relies on it except the list, which already returns a row of its own when the
+/// page is empty and does not come through here. SQLite statements run as they are.
+pub(crate) async fn query_guarded<E: Executor>(
+    executor: &E,
+    dialect: Dialect,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<Vec<Vec<SqlValue>>, DbError> {
+    if dialect == Dialect::Sqlite {
+        return executor.query(sql, params).await;
+    }
+    let wrapped = format!(
+        "WITH guarded AS ({sql}) SELECT g.* FROM (SELECT 1) AS one \
+         LEFT JOIN (SELECT true AS present, guarded.* FROM guarded) AS g ON true"
+    );
+    let mut rows = executor.query(&wrapped, params).await?;
+    rows.retain(|row| matches!(row.first(), Some(SqlValue::Bool(true))));
+    for row in &mut rows {
+        row.remove(0);
+    }
+    Ok(rows)
 }
 
 /// One database connection that runs one statement at a time.

@@ -60,6 +60,10 @@ pub(crate) struct Statement {
     pub sql: String,
     /// The parameters, `$1` first.
     pub params: Vec<SqlValue>,
+    /// Whether the statement returns a row even when it finds nothing (the list does), so
+    /// that it needs no guard against hosts that hang on an empty result
+    /// ([`super::query_guarded`]).
+    pub always_returns_a_row: bool,
 }
 
 /// Builds a statement: fixed fragments and placeholders go into the text, values into the
@@ -118,6 +122,7 @@ impl Builder {
         Statement {
             sql: self.dialect.render(&self.sql).into_owned(),
             params: self.params,
+            always_returns_a_row: false,
         }
     }
 }
@@ -566,7 +571,10 @@ pub(crate) fn list(dialect: Dialect, user: &UserId, query: &ListQuery) -> Statem
         .put(limit)
         .sql(") AS page ON 1 = 1 ORDER BY ")
         .sql(&order_by(query, "page."));
-    b.finish()
+    Statement {
+        always_returns_a_row: true,
+        ..b.finish()
+    }
 }
 
 // ---- decoding ----

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::migrate::{migrate, schema_is_current};
-use super::{DbError, Dialect, Executor, SqlValue};
+use super::{DbError, Dialect, Executor, SqlValue, query_guarded};
 use crate::accounts::{AccountStore, Email, User};
 use crate::listing::ListQuery;
 use crate::store::{Created, Idempotency, Page, StoreError, TaskStore};
@@ -28,13 +28,23 @@ pub struct SqlStore<E> {
 }
 
 /// The one mapping from executor errors to store errors: an unreachable database is
-/// [`StoreError::Unavailable`] (503), anything else [`StoreError::Other`] (500). No operation
+/// [`StoreError::Unavailable`] (503), a misconfigured one [`StoreError::Misconfigured`]
+/// (500 naming the setting), anything else [`StoreError::Other`] (500). No operation
 /// expects a constraint violation: conflicts are handled in SQL (`ON CONFLICT`, conditional
 /// updates), so a violation means a bug and is reported as one.
 fn store_error(e: DbError) -> StoreError {
     // (A missing schema is seen in `SqlStore::run` before it gets here.)
     match e {
         DbError::Unavailable(m) => StoreError::Unavailable(m),
+        DbError::Misconfigured {
+            setting,
+            hint,
+            cause,
+        } => StoreError::Misconfigured {
+            setting,
+            hint,
+            cause,
+        },
         other => StoreError::Other(other.to_string()),
     }
 }
@@ -107,10 +117,12 @@ impl<E: Executor> SqlStore<E> {
     }
 
     async fn query(&self, st: Statement) -> Result<Vec<Vec<SqlValue>>, StoreError> {
-        self.executor
-            .query(&st.sql, &st.params)
-            .await
-            .map_err(|e| self.seen(e))
+        let rows = if st.always_returns_a_row {
+            self.executor.query(&st.sql, &st.params).await
+        } else {
+            query_guarded(&self.executor, self.dialect, &st.sql, &st.params).await
+        };
+        rows.map_err(|e| self.seen(e))
     }
 
     async fn execute(&self, st: Statement) -> Result<u64, StoreError> {

@@ -1,0 +1,4 @@
+-- Migration 0003 (PostgreSQL): nothing to do.
+--
+-- 0003 drops an index on SQLite alone (see migrations/sqlite/0003_fewer_indexes.sql); the
+-- version is recorded here too, so that both dialects count the same migrations.
