@@ -152,6 +152,71 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Which of the settings a request can use, so that a host reads only those: in Spin every
+/// setting is a variable, and every read of one is a host call (about 16 µs on Spin 4).
+///
+/// The JWT settings other than the key set (`jwt_secret`, `jwt_algorithms`, `jwt_issuer`,
+/// `jwt_audience`) are always read. The key set (`jwt_jwks`, `jwt_jwks_url`,
+/// `jwt_jwks_ttl`) is read only for a request whose bearer token names an asymmetric
+/// algorithm, `cors_origins` only for a request with an `Origin`, and the accounts settings
+/// only on the `/auth` routes. `/health/ready` reads everything, so that a readiness probe
+/// reports any bad setting. See [`Config::for_request`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SettingsScope {
+    /// `jwt_jwks`, `jwt_jwks_url` and `jwt_jwks_ttl`.
+    pub jwks: bool,
+    /// `cors_origins`.
+    pub cors: bool,
+    /// `accounts` and `access_token_ttl`.
+    pub accounts: bool,
+}
+
+impl SettingsScope {
+    /// Every setting.
+    pub const ALL: SettingsScope = SettingsScope {
+        jwks: true,
+        cors: true,
+        accounts: true,
+    };
+
+    /// The settings `request` can use.
+    ///
+    /// ```
+    /// use task_api_core::SettingsScope;
+    /// let plain = http::Request::get("/api/tasks").body(()).unwrap();
+    /// assert_eq!(SettingsScope::of(&plain), SettingsScope { jwks: false, cors: false, accounts: false });
+    /// let browser = http::Request::post("/auth/login")
+    ///     .header("origin", "https://app.example")
+    ///     .body(())
+    ///     .unwrap();
+    /// assert_eq!(SettingsScope::of(&browser), SettingsScope { jwks: false, cors: true, accounts: true });
+    /// ```
+    pub fn of<B>(request: &http::Request<B>) -> SettingsScope {
+        let route = crate::routes::resolve(request.uri().path());
+        if route
+            .as_ref()
+            .is_some_and(|r| r.endpoint == crate::routes::Endpoint::Ready)
+        {
+            return SettingsScope::ALL;
+        }
+        SettingsScope {
+            jwks: crate::jwks::bearer_uses_jwks(request.headers()),
+            cors: request.headers().contains_key(http::header::ORIGIN),
+            accounts: route.is_some_and(|r| r.endpoint.is_account()),
+        }
+    }
+
+    /// Whether the setting `name` is in this scope.
+    fn covers(self, name: &str) -> bool {
+        match name {
+            "jwt_jwks" | "jwt_jwks_url" | "jwt_jwks_ttl" => self.jwks,
+            "cors_origins" => self.cors,
+            "accounts" | "access_token_ttl" => self.accounts,
+            _ => true,
+        }
+    }
+}
+
 /// The checked configuration of the core.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -382,6 +447,56 @@ impl Config {
             jwks_url: url,
             jwks_ttl_secs,
         })
+    }
+
+    /// The configuration for one request, reading through `lookup` only the settings in
+    /// `scope` (the others take their defaults, which the request cannot tell apart from
+    /// the real values). Should that configuration have any problem, every setting is read
+    /// and the whole of [`Config::from_lookup`]'s verdict is returned: a bad setting is
+    /// always reported with every other problem, never alone or wrongly. Each setting is
+    /// looked up at most once.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use task_api_core::{Config, SettingsScope};
+    /// let asked = RefCell::new(Vec::new());
+    /// let lookup = |name: &str| {
+    ///     asked.borrow_mut().push(name.to_owned());
+    ///     (name == "jwt_secret").then(|| "an example secret of at least 32 bytes!".into())
+    /// };
+    /// let request = http::Request::get("/api/tasks").body(()).unwrap();
+    /// assert!(Config::for_request(SettingsScope::of(&request), lookup).is_ok());
+    /// assert!(!asked.borrow().iter().any(|n| n == "cors_origins" || n == "jwt_jwks_url"));
+    ///
+    /// // A bad setting outside the scope stays unread until a request uses it, and is then
+    /// // reported together with every other problem.
+    /// let bad_cors = |name: &str| match name {
+    ///     "jwt_secret" => Some("short".into()),
+    ///     "cors_origins" => Some("not an origin".into()),
+    ///     _ => None,
+    /// };
+    /// let err = Config::for_request(SettingsScope::of(&request), bad_cors).unwrap_err();
+    /// let names: Vec<_> = err.problems.iter().map(|p| p.setting).collect();
+    /// assert_eq!(names, ["jwt_secret", "cors_origins"]);
+    /// ```
+    pub fn for_request(
+        scope: SettingsScope,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let seen: std::cell::RefCell<Vec<(String, Option<String>)>> = Default::default();
+        let read = |name: &str| -> Option<String> {
+            if let Some((_, v)) = seen.borrow().iter().find(|(n, _)| n == name) {
+                return v.clone();
+            }
+            let v = lookup(name);
+            seen.borrow_mut().push((name.to_owned(), v.clone()));
+            v
+        };
+        if scope == SettingsScope::ALL {
+            return Config::from_lookup(read);
+        }
+        Config::from_lookup(|name| if scope.covers(name) { read(name) } else { None })
+            .or_else(|_| Config::from_lookup(&read))
     }
 
     /// The URL of the JWKS the host should fetch (`jwt_jwks_url`), if one is configured.

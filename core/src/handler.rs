@@ -152,6 +152,17 @@ impl<S: TaskStore + AccountStore, T: LoginThrottle> Api<S, T> {
                 _ => cfg.cors.decorate(origin, headers),
             }
         }
+        // A host may read `cors_origins` only for requests with an `Origin`
+        // (`SettingsScope`), so whether CORS is on is unknown here for the others: every
+        // answer says it may depend on `Origin`, which keeps a shared cache from serving a
+        // response without CORS headers to a browser.
+        if !headers
+            .get_all(header::VARY)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"origin"))
+        {
+            headers.append(header::VARY, HeaderValue::from_static("Origin"));
+        }
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             headers.insert("x-request-id", v);
         }
@@ -242,7 +253,21 @@ impl<S: TaskStore + AccountStore, T: LoginThrottle> Api<S, T> {
     }
 
     async fn readiness(&self, log: &mut RequestLog) -> Response<Vec<u8>> {
-        match self.store.ping().await {
+        // A bad setting, or a database that refuses this service for good, is not a
+        // reason to wait and retry: the probe gets the same 500 problem as the task routes.
+        let permanent = match (&self.config, self.store.ping().await) {
+            (Err(e), _) => Err(ApiError::Misconfigured(e.clone())),
+            (Ok(_), Err(e @ StoreError::Misconfigured { .. })) => Err(ApiError::from(e)),
+            (Ok(_), ping) => Ok(ping),
+        };
+        let ping = match permanent {
+            Ok(ping) => ping,
+            Err(e) => {
+                log.error = e.log_cause();
+                return e.to_response(&log.request_id);
+            }
+        };
+        match ping {
             Ok(()) => json(
                 StatusCode::OK,
                 &serde_json::json!({ "status": "ok", "database": "ok" }),

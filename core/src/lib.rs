@@ -61,7 +61,8 @@ pub use auth::{
     Algorithm, AuthError, JwtSecret, JwtVerifier, LEEWAY_SECS, MAX_TOKEN_BYTES, MIN_SECRET_BYTES,
 };
 pub use config::{
-    Config, ConfigError, ConfigProblem, MAX_JWKS_TTL_SECS, SETTINGS, Setting, parse_flag,
+    Config, ConfigError, ConfigProblem, MAX_JWKS_TTL_SECS, SETTINGS, Setting, SettingsScope,
+    parse_flag,
 };
 pub use cors::{ALLOWED_HEADERS, EXPOSED_HEADERS, MAX_AGE_SECS};
 pub use error::{ApiError, RETRY_AFTER_SECS};
