@@ -10,7 +10,7 @@
 use std::cell::OnceCell;
 
 use spin_sdk::{pg3, sqlite};
-use task_api_core::sql::{DbError, Executor, SqlValue};
+use task_api_core::sql::{DbError, Executor, SqlValue, driver_text};
 
 use crate::settings::Database;
 
@@ -137,46 +137,48 @@ fn from_sqlite(v: sqlite::Value) -> SqlValue {
     }
 }
 
-/// Spin reports a failed Postgres query as text: the host's rendering of the driver error,
-/// which carries the SQLSTATE as `SqlState(Exxxxx)`. This is the one place that reads it.
+/// Spin reports a failed Postgres query as text: the host's rendering of the driver error
+/// (an anyhow chain, sometimes with a backtrace), which carries the SQLSTATE as
+/// `SqlState(Exxxxx)`. This is the one place that reads it; the core classifies it. Every
+/// text goes through [`driver_text`] first: one line, no credentials.
 fn pg_error(e: pg3::PgError) -> DbError {
     match e {
-        pg3::PgError::ConnectionFailed(m) => DbError::Unavailable(m),
+        pg3::PgError::ConnectionFailed(m) => DbError::from_connect_failure(driver_text(&m)),
         pg3::PgError::QueryFailed(m) => {
             let state = m
                 .find("SqlState(E")
                 .map(|i| &m[i + "SqlState(E".len()..])
                 .and_then(|s| s.get(..5))
                 .unwrap_or("");
+            let text = driver_text(&m);
             match state {
-                "23505" => DbError::UniqueViolation(m),
-                "23514" => DbError::CheckViolation(m),
-                "42P01" | "42703" => DbError::SchemaMissing(m),
-                s if s.starts_with("08") || s == "53300" || s.starts_with("57P0") => {
-                    DbError::Unavailable(m)
-                }
-                "" if m.contains("Closed") || m.contains("kind: Io") => DbError::Unavailable(m),
-                _ => DbError::Other(m),
+                // No SQLSTATE: the connection broke under the query.
+                "" if m.contains("Closed") || m.contains("kind: Io") => DbError::Unavailable(text),
+                "" => DbError::Other(text),
+                state => DbError::from_sqlstate(state, text),
             }
         }
-        other => DbError::Other(format!("{other:?}")),
+        other => DbError::Other(driver_text(&format!("{other:?}"))),
     }
 }
 
 fn sqlite_error(e: sqlite::Error) -> DbError {
     match e {
-        sqlite::Error::Io(m) if m.contains("UNIQUE constraint failed") => {
-            DbError::UniqueViolation(m)
+        sqlite::Error::Io(m) => {
+            let text = driver_text(&m);
+            if m.contains("UNIQUE constraint failed") {
+                DbError::UniqueViolation(text)
+            } else if m.contains("CHECK constraint failed") {
+                DbError::CheckViolation(text)
+            } else if m.contains("no such table") || m.contains("no such column") {
+                DbError::SchemaMissing(text)
+            } else if m.contains("database is locked") || m.contains("busy") {
+                DbError::Unavailable(text)
+            } else {
+                DbError::Other(text)
+            }
         }
-        sqlite::Error::Io(m) if m.contains("CHECK constraint failed") => DbError::CheckViolation(m),
-        sqlite::Error::Io(m) if m.contains("no such table") || m.contains("no such column") => {
-            DbError::SchemaMissing(m)
-        }
-        sqlite::Error::Io(m) if m.contains("database is locked") || m.contains("busy") => {
-            DbError::Unavailable(m)
-        }
-        sqlite::Error::Io(m) => DbError::Other(m),
         sqlite::Error::DatabaseFull => DbError::Unavailable("the SQLite database is full".into()),
-        other => DbError::Other(format!("{other:?}")),
+        other => DbError::Other(driver_text(&format!("{other:?}"))),
     }
 }

@@ -23,7 +23,7 @@ use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, Response
 #[cfg(target_arch = "wasm32")]
 use spin_sdk::http_component;
 use task_api_core::sql::SqlStore;
-use task_api_core::{Api, MAX_BODY_BYTES, RequestContext, Timestamp};
+use task_api_core::{Api, MAX_BODY_BYTES, RequestContext, SettingsScope, Timestamp};
 
 use crate::db::SpinDb;
 use crate::settings::Settings;
@@ -34,7 +34,9 @@ async fn serve(request: IncomingRequest, out: ResponseOutparam) {
     let now = Timestamp::from_system_time(SystemTime::now());
     let request = read_request(request).await;
     let method = request.method().clone();
-    let settings = Settings::load(|name| spin_sdk::variables::get(name).ok());
+    let settings = Settings::load(SettingsScope::of(&request), |name| {
+        spin_sdk::variables::get(name).ok()
+    });
     let config = match settings.core {
         Ok(config) => Ok(jwks::prepare(config, request.headers(), now).await),
         Err(e) => Err(e),
@@ -106,10 +108,18 @@ async fn write_response(out: ResponseOutparam, response: http::Response<Vec<u8>>
     let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
     let outgoing = OutgoingResponse::new(fields);
     if outgoing.set_status_code(parts.status.as_u16()).is_err() {
-        eprintln!("could not set status {}", parts.status);
+        log::event(
+            "error",
+            "response",
+            &format!("could not set status {}", parts.status),
+        );
     }
     if let Err(e) = out.set_with_body(outgoing, body).await {
-        eprintln!("could not send the response: {e}");
+        log::event(
+            "warn",
+            "response",
+            &format!("could not send the response: {e}"),
+        );
     }
 }
 

@@ -1,8 +1,9 @@
-//! The component's settings: the core's, plus where the data lives. Read once per request
-//! from Spin variables, every problem reported at once, defaults in [`SETTINGS`].
+//! The component's settings: the core's, plus where the data lives. Read per request from
+//! Spin variables, only those the request can use ([`SettingsScope`]: each variable is a
+//! host call), every problem reported at once, defaults in [`SETTINGS`].
 
 use task_api_core::sql::Dialect;
-use task_api_core::{Config, ConfigError, ConfigProblem, Setting, parse_flag};
+use task_api_core::{Config, ConfigError, ConfigProblem, Setting, SettingsScope, parse_flag};
 
 /// The settings only the component reads (the core's are in `task_api_core::SETTINGS`).
 pub const SETTINGS: [Setting; 2] = [
@@ -50,8 +51,9 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Reads every setting through `lookup` (Spin variables in the component).
-    pub fn load(lookup: impl Fn(&str) -> Option<String>) -> Settings {
+    /// Reads the settings in `scope` and the database's through `lookup` (Spin variables
+    /// in the component); with any problem, every setting, so that all are reported.
+    pub fn load(scope: SettingsScope, lookup: impl Fn(&str) -> Option<String>) -> Settings {
         let get = |name: &str| -> String {
             SETTINGS
                 .iter()
@@ -82,9 +84,15 @@ impl Settings {
             false
         });
 
-        let core = match (Config::from_lookup(&lookup), problems.is_empty()) {
+        let core = match (Config::for_request(scope, &lookup), problems.is_empty()) {
             (Ok(config), true) => Ok(config),
-            (Ok(_), false) => Err(ConfigError { problems }),
+            (Ok(_), false) => match Config::for_request(SettingsScope::ALL, &lookup) {
+                Ok(_) => Err(ConfigError { problems }),
+                Err(mut e) => {
+                    e.problems.extend(problems);
+                    Err(e)
+                }
+            },
             (Err(mut e), _) => {
                 e.problems.extend(problems);
                 Err(e)
@@ -105,7 +113,7 @@ mod tests {
     const SECRET: &str = "a test secret of at least thirty-two bytes";
 
     fn load(pairs: &[(&str, &str)]) -> Settings {
-        Settings::load(|n| {
+        Settings::load(SettingsScope::ALL, |n| {
             pairs
                 .iter()
                 .find(|(k, _)| *k == n)
@@ -144,6 +152,34 @@ mod tests {
             .map(|p| p.setting)
             .collect();
         assert_eq!(names, ["jwt_secret", "database_url", "auto_migrate"]);
+    }
+
+    #[test]
+    fn a_bad_database_url_is_reported_with_every_bad_core_setting_outside_the_scope() {
+        let pairs = [
+            ("jwt_secret", SECRET),
+            ("database_url", "mysql://x"),
+            ("cors_origins", "not an origin"),
+        ];
+        let narrow = SettingsScope {
+            jwks: false,
+            cors: false,
+            accounts: false,
+        };
+        let s = Settings::load(narrow, |n| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| (*v).to_owned())
+        });
+        let names: Vec<&str> = s
+            .core
+            .unwrap_err()
+            .problems
+            .iter()
+            .map(|p| p.setting)
+            .collect();
+        assert_eq!(names, ["cors_origins", "database_url"]);
     }
 
     #[test]

@@ -496,7 +496,7 @@ impl Config {
             return Config::from_lookup(read);
         }
         Config::from_lookup(|name| if scope.covers(name) { read(name) } else { None })
-            .or_else(|_| Config::from_lookup(&read))
+            .or_else(|_| Config::from_lookup(read))
     }
 
     /// The URL of the JWKS the host should fetch (`jwt_jwks_url`), if one is configured.
