@@ -30,6 +30,12 @@ impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// The `x-host-calls` header parsed, when the host counts host calls
+    /// (`HostBuilder::count_host_calls`) and the header is well formed.
+    pub fn host_calls(&self) -> Option<crate::HostCalls> {
+        crate::HostCalls::parse(self.header(crate::HOST_CALLS_HEADER)?)
+    }
 }
 
 /// `GET path` (path and query) on the server at `addr`.

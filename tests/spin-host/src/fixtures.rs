@@ -1,19 +1,77 @@
 //! Fixtures shared by the tests that serve the component: temporary directories, a fresh
 //! PostgreSQL schema per test, and the conventions for reaching the test database.
 //!
-//! PostgreSQL is `TEST_DATABASE_URL`, by default `postgres://postgres@127.0.0.1:5432/test`.
-//! When it cannot be reached the test fails, unless `SKIP_DB_TESTS=1`, which skips it with
-//! a message (CI never sets it).
+//! PostgreSQL is `TEST_DATABASE_URL`, by default
+//! `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`. When it cannot be reached the
+//! test fails, unless `SKIP_DB_TESTS=1`, which skips it with a message (CI never sets it).
+//!
+//! Every URL handed out here carries `sslmode=disable` (added when `TEST_DATABASE_URL` has
+//! no `sslmode`; an explicit one is kept): the host, like Spin, uses TLS for any other
+//! `sslmode` and verifies the certificate, which a local server's self-signed (snakeoil)
+//! certificate fails.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The test database when `TEST_DATABASE_URL` is not set.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable";
 
-/// The test database's URL.
+/// The test database's URL, with `sslmode=disable` unless `TEST_DATABASE_URL` names an
+/// `sslmode` itself.
 pub fn database_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned())
+    let url =
+        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+    if sslmode(&url).is_some() {
+        url
+    } else {
+        with_sslmode(&url, Some("disable"))
+    }
+}
+
+/// Whether `url` is a key=value connection string (`host=… user=…`) rather than a URL.
+fn is_key_value(url: &str) -> bool {
+    !url.starts_with("postgres://") && !url.starts_with("postgresql://")
+}
+
+/// The `sslmode` a connection string names, if any (URL or key=value form).
+pub fn sslmode(url: &str) -> Option<String> {
+    if is_key_value(url) {
+        url.split_whitespace()
+            .find_map(|kv| kv.strip_prefix("sslmode="))
+            .map(str::to_owned)
+    } else {
+        let (_, query) = url.split_once('?')?;
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("sslmode="))
+            .map(str::to_owned)
+    }
+}
+
+/// `url` with its `sslmode` set to `mode`, or removed with `None` (URL or key=value form).
+pub fn with_sslmode(url: &str, mode: Option<&str>) -> String {
+    let setting = mode.map(|m| format!("sslmode={m}"));
+    if is_key_value(url) {
+        let mut parts: Vec<String> = url
+            .split_whitespace()
+            .filter(|kv| !kv.starts_with("sslmode="))
+            .map(str::to_owned)
+            .collect();
+        parts.extend(setting);
+        return parts.join(" ");
+    }
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut params: Vec<String> = query
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("sslmode="))
+        .map(str::to_owned)
+        .collect();
+    params.extend(setting);
+    if params.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", params.join("&"))
+    }
 }
 
 /// Whether PostgreSQL tests may be skipped (`SKIP_DB_TESTS=1`).
@@ -145,8 +203,55 @@ impl Drop for PgSchema {
     }
 }
 
-async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+/// The fixtures' own connection: plain text for `sslmode=disable`, else TLS with a
+/// verified certificate as the host (and Spin) would connect.
+async fn connect(
+    url: &str,
+) -> Result<tokio_postgres::Client, Box<dyn std::error::Error + Send + Sync>> {
+    if sslmode(url).as_deref() == Some("disable") {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        return Ok(client);
+    }
+    let tls = native_tls::TlsConnector::builder().build()?;
+    let (client, connection) =
+        tokio_postgres::connect(url, postgres_native_tls::MakeTlsConnector::new(tls)).await?;
     tokio::spawn(connection);
     Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{database_url, host_port, sslmode, with_sslmode};
+
+    #[test]
+    fn urls_carry_sslmode_disable() {
+        // Whatever TEST_DATABASE_URL is, the URL names an sslmode (disable unless it says).
+        assert!(sslmode(&database_url()).is_some());
+        assert_eq!(
+            with_sslmode("postgres://u@h:5432/db", Some("disable")),
+            "postgres://u@h:5432/db?sslmode=disable"
+        );
+        assert_eq!(
+            with_sslmode(
+                "postgres://u@h/db?options=-cx%3D1&sslmode=require",
+                Some("disable")
+            ),
+            "postgres://u@h/db?options=-cx%3D1&sslmode=disable"
+        );
+        assert_eq!(
+            with_sslmode("postgres://u@h/db?sslmode=disable", None),
+            "postgres://u@h/db"
+        );
+        assert_eq!(
+            with_sslmode("host=h user=u sslmode=prefer", Some("disable")),
+            "host=h user=u sslmode=disable"
+        );
+        assert_eq!(
+            sslmode("host=h sslmode=require").as_deref(),
+            Some("require")
+        );
+        assert_eq!(sslmode("postgres://u@h/db"), None);
+        assert_eq!(host_port("postgres://u@h/db?sslmode=disable"), "h:5432");
+    }
 }

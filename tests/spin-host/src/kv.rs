@@ -10,6 +10,7 @@ use rusqlite::OptionalExtension as _;
 use wasmtime::component::Resource;
 
 use crate::bindings::fermyon::spin2_0_0::key_value as v2;
+use crate::host_calls::Call;
 use crate::state::State;
 
 /// The application's default key-value store, opened on first use.
@@ -72,7 +73,10 @@ impl KeyValueStore {
 }
 
 impl State {
+    /// The store behind a handle; every key-value call but `open` goes through here, so
+    /// it also counts the call.
     fn kv_store(&self, store: &Resource<KeyValueStore>) -> Result<&KeyValueStore, v2::Error> {
+        self.calls.add(Call::Kv);
         self.table
             .get(store)
             .map_err(|_| v2::Error::Other("invalid store handle".into()))
@@ -83,6 +87,7 @@ impl v2::Host for State {}
 
 impl v2::HostStore for State {
     async fn open(&mut self, label: String) -> Result<Resource<KeyValueStore>, v2::Error> {
+        self.calls.add(Call::Kv);
         if !self.shared.app.key_value_stores.contains(&label) {
             return Err(v2::Error::AccessDenied);
         }

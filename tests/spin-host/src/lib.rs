@@ -29,6 +29,7 @@ pub mod fixtures;
 pub mod manifest;
 
 mod guest_output;
+mod host_calls;
 mod kv;
 mod pg;
 mod server;
@@ -51,7 +52,10 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 pub use crate::client::Response;
+pub use crate::guest_output::{LogCapture, LogSink, SinkFn};
+pub use crate::host_calls::{HOST_CALLS_HEADER, HostCalls};
 pub use crate::manifest::App;
+pub use crate::pg::{PgError, PgProbe, PgProbeConnection, STRICT_ZERO_ROWS};
 pub use wasmtime::{Error, Result};
 
 /// Bindings for the Spin interfaces the component imports, generated from the WIT files
@@ -159,6 +163,9 @@ pub struct HostBuilder {
     max_instances: u32,
     compile_cache: Option<PathBuf>,
     test_clock: bool,
+    strict_postgres: bool,
+    log_sink: LogSink,
+    count_host_calls: bool,
 }
 
 impl Default for HostBuilder {
@@ -174,6 +181,9 @@ impl Default for HostBuilder {
             sqlite_dir: PathBuf::from(".spin"),
             max_instances: 64,
             test_clock: false,
+            strict_postgres: true,
+            log_sink: LogSink::stderr(),
+            count_host_calls: false,
             compile_cache: Some(workspace_root().join("target/spin-test-host-cache")),
         }
     }
@@ -243,6 +253,37 @@ impl HostBuilder {
     /// explicitly (token lifetimes, timestamps, 24-hour key expiry) run unchanged over HTTP.
     pub fn test_clock(mut self, on: bool) -> Self {
         self.test_clock = on;
+        self
+    }
+
+    /// Strict zero-row mode for PostgreSQL (default on, in the binary too unless
+    /// `--lenient-postgres`): a guest `query` whose result has no rows fails with
+    /// `query-failed(`[`STRICT_ZERO_ROWS`]`)` instead of returning an empty row set, because
+    /// Spin 4.0.x hangs forever on such a query (spinframework/spin#3671). The host writes
+    /// one line to its stderr with the start of the SQL and counts the violation
+    /// ([`RunningHost::strict_violations`]). `execute` is never affected. Off, the host
+    /// answers like Spin before 4.0 (and after the fix): no rows and no columns.
+    pub fn strict_postgres(mut self, on: bool) -> Self {
+        self.strict_postgres = on;
+        self
+    }
+
+    /// Where the guest's stdout and stderr go (default: the host's stderr). Each guest
+    /// write (WASI `write` / `blocking-write-and-flush` with bytes) is one call with its
+    /// bytes, unbuffered, as Spin forwards them; pass a [`LogCapture`] to read them back.
+    pub fn log_sink(mut self, sink: impl Into<LogSink>) -> Self {
+        self.log_sink = sink.into();
+        self
+    }
+
+    /// Adds an `x-host-calls` header ([`HOST_CALLS_HEADER`]) to every response, counting
+    /// the host calls of the request's instance by kind ([`HostCalls`], read with
+    /// [`Response::host_calls`]). Off by default and in the binary: it is for tests and
+    /// benchmarks. To count what the instance does after its response head (writing the
+    /// body, logging), the host then waits for the instance to finish and buffers the
+    /// body before answering, so responses are not streamed.
+    pub fn count_host_calls(mut self, on: bool) -> Self {
+        self.count_host_calls = on;
         self
     }
 
@@ -321,6 +362,9 @@ impl HostBuilder {
             kv: kv::KeyValueDatabase::new(self.sqlite_dir.join("sqlite_key_value.db")),
             app,
             test_clock: self.test_clock,
+            strict_postgres: pg::StrictMode::new(self.strict_postgres),
+            log_sink: self.log_sink.clone(),
+            count_host_calls: self.count_host_calls,
         });
         Ok(Host {
             inner: Arc::new(server::Inner::new(pre, shared, n)),
@@ -422,6 +466,12 @@ impl Host {
         (self.compile_time, self.cached)
     }
 
+    /// Zero-row PostgreSQL queries refused by strict mode so far, by every server of this
+    /// host.
+    pub fn strict_violations(&self) -> u64 {
+        self.inner.shared.strict_postgres.violations()
+    }
+
     /// Listens on `addr` (port 0 picks a free port) and serves requests on the current
     /// tokio runtime until the returned [`RunningHost`] is shut down or dropped. Use a
     /// multi-threaded runtime for requests to run in parallel.
@@ -465,6 +515,12 @@ impl RunningHost {
     /// Sends `request` (its URI is the path and query) and reads the whole response.
     pub async fn send(&self, request: http::Request<Vec<u8>>) -> Result<Response> {
         client::send(self.addr, request).await
+    }
+
+    /// Zero-row PostgreSQL queries refused by strict mode so far
+    /// ([`HostBuilder::strict_postgres`]).
+    pub fn strict_violations(&self) -> u64 {
+        self.inner.shared.strict_postgres.violations()
     }
 
     /// Stops accepting connections, lets the requests in progress finish (up to five

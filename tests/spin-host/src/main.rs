@@ -24,6 +24,9 @@ Options:
                          SPIN_VARIABLE_<NAME> in the environment and in ./.env
   --max-instances N      instances that may run at once (default 64)
   --no-cache             do not keep compiled components in target/spin-test-host-cache
+  --lenient-postgres     answer a PostgreSQL query that returns no rows with an empty row
+                         set; by default (strict) it fails, because Spin 4.0.x hangs on
+                         it (spinframework/spin#3671)
   -h, --help             print this help
 ";
 
@@ -35,6 +38,7 @@ struct Args {
     variables: Vec<(String, String)>,
     max_instances: u32,
     cache: bool,
+    strict_postgres: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -46,6 +50,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         variables: Vec::new(),
         max_instances: 64,
         cache: true,
+        strict_postgres: true,
     };
     while let Some(arg) = args.next() {
         // Both `--flag value` and `--flag=value`.
@@ -79,6 +84,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
                     .map_err(|_| format!("--max-instances {v:?}: expected a number"))?;
             }
             "--no-cache" => parsed.cache = false,
+            "--lenient-postgres" => parsed.strict_postgres = false,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -113,7 +119,8 @@ async fn run(args: Args) -> spin_test_host::Result<()> {
         .sqlite_dir(&args.sqlite_dir)
         .variables(args.variables)
         .dotenv(Some(".env".into()))
-        .max_instances(args.max_instances);
+        .max_instances(args.max_instances)
+        .strict_postgres(args.strict_postgres);
     if let Some(wasm) = args.wasm {
         builder = builder.wasm(wasm);
     }
@@ -177,6 +184,9 @@ mod tests {
         assert_eq!(a.sqlite_dir.to_str(), Some("/d"));
         assert_eq!(a.variables, [("a".to_owned(), "b=c".to_owned())]);
         assert_eq!(a.manifest.to_str(), Some("spin.toml"));
+        assert!(a.strict_postgres, "strict zero-row mode is on by default");
+        let lenient = args(&["--lenient-postgres"]).unwrap().unwrap();
+        assert!(!lenient.strict_postgres);
     }
 
     #[test]

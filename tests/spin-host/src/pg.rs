@@ -1,13 +1,23 @@
-//! `spin:postgres/postgres@3.0.0` over tokio-postgres, as Spin's outbound Postgres does it:
+//! `spin:postgres/postgres@3.0.0` over tokio-postgres, as Spin's outbound Postgres does it
+//! (spinframework/spin `crates/factor-outbound-pg/src/{client.rs,host.rs}`):
 //!
 //! - `open` parses the address as a tokio-postgres connection string, checks every TCP host
 //!   against `allowed_outbound_hosts` (scheme `postgres`), then takes a client from a
 //!   connection pool kept per address (deadpool, up to 64 connections). A connection goes
 //!   back to the pool only when the guest drops it; one left behind by a trap is closed.
-//!   A refused address and a failed connection are both `connection-failed`.
+//!   A refused address and a failed connection are both `connection-failed`; a failed
+//!   connection's text is the `{:?}` of an `anyhow::Error`, as Spin's
+//!   `v4::Error::ConnectionFailed(format!("{e:?}"))` of the error from `pool.get().await?`.
+//! - TLS as Spin does it: `sslmode=disable` connects in plain text (`NoTls`); anything else
+//!   (no `sslmode` means tokio-postgres's `prefer`) goes through native-tls
+//!   (`MakeTlsConnector::new(TlsConnector::builder().build()?)`, nothing relaxed), which
+//!   checks the server's certificate chain and host name even for `require`. A server that
+//!   answers the SSLRequest with `S` and then fails the handshake is an error: tokio-postgres
+//!   never retries in plain text. Only a server that answers `N` continues in plain text
+//!   (`prefer`) or fails (`require`).
 //! - Each statement is prepared once per pooled connection and reused (a host's statement
-//!   cache; Spin's own caching may differ), so PostgreSQL does not parse and plan the same
-//!   text on every request.
+//!   cache; Spin passes the text to `Client::query`, which prepares it every time), so
+//!   PostgreSQL does not parse and plan the same text on every request.
 //! - Parameters are bound as the matching Rust types (`int64` as `i64`, `str` as `String`,
 //!   …); `db-null` is a NULL that any parameter type accepts.
 //! - Result values follow the column's type: BOOL → boolean, INT2/4/8 → int16/32/64,
@@ -15,28 +25,86 @@
 //!   TIME → time, TIMESTAMP → datetime, NULL → db-null, anything else → unsupported.
 //!   Like Spin, a TIMESTAMPTZ column is decoded as a TIMESTAMP and so fails the query.
 //! - A query that returns no rows returns no columns either (Spin infers the columns from
-//!   the first row).
+//!   the first row) — unless strict mode is on (the default), see [`STRICT_ZERO_ROWS`].
 //! - Driver errors are `query-failed` with the `{:?}` rendering of the tokio-postgres
 //!   error, which carries `SqlState(Exxxxx)` for server errors.
-//!
-//! TLS is not implemented: an address with `sslmode=require` fails to connect.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
+use std::fmt;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use anyhow::Context as _;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use postgres_native_tls::MakeTlsConnector;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{NoTls, Row};
 use wasmtime::component::Resource;
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::bindings::spin::postgres3_0_0::postgres as v3;
+use crate::host_calls::Call;
 use crate::state::State;
 
 /// Connections per address pool, as in Spin.
 const POOL_SIZE: usize = 64;
+
+/// What a guest's `query` gets in strict mode when its result has no rows.
+///
+/// Spin 4.0.x never returns from the synchronous `query` of `spin:postgres/postgres` when
+/// the statement matches no rows (spinframework/spin#3671, fixed by #3673 after 4.0.2): the
+/// request hangs with no log line. A host that answered such a query normally would hide
+/// the hang, so in strict mode (`HostBuilder::strict_postgres`, on by default) the query
+/// fails with `query-failed(<this text>)`, the host writes one line to its stderr with the
+/// start of the SQL, and the violation is counted (`RunningHost::strict_violations`).
+/// `execute` is not affected: Spin runs it straight through `Client::execute`.
+pub const STRICT_ZERO_ROWS: &str = "spin-test-host strict mode: this query returned no rows; \
+     Spin 4.0.x would hang here (spinframework/spin#3671)";
+
+/// How much of the SQL the strict-mode stderr line shows.
+const STRICT_SQL_CHARS: usize = 200;
+
+/// Strict zero-row mode and its violation count.
+#[derive(Debug, Default)]
+pub struct StrictMode {
+    on: bool,
+    violations: AtomicU64,
+}
+
+impl StrictMode {
+    pub fn new(on: bool) -> StrictMode {
+        StrictMode {
+            on,
+            violations: AtomicU64::new(0),
+        }
+    }
+
+    /// Zero-row queries refused so far.
+    pub fn violations(&self) -> u64 {
+        self.violations.load(Ordering::SeqCst)
+    }
+
+    /// The error for a `query` that returned `rows` rows, if strict mode refuses it.
+    fn check(&self, statement: &str, rows: usize) -> Result<(), v3::Error> {
+        if !self.on || rows > 0 {
+            return Ok(());
+        }
+        self.violations.fetch_add(1, Ordering::SeqCst);
+        // One line: the SQL's whitespace (newlines included) is folded to single spaces.
+        let sql: String = statement
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(STRICT_SQL_CHARS)
+            .collect();
+        eprintln!("{STRICT_ZERO_ROWS}: {sql}");
+        Err(v3::Error::QueryFailed(STRICT_ZERO_ROWS.to_owned()))
+    }
+}
 
 /// One pool per connection string, shared by every request.
 #[derive(Default)]
@@ -45,28 +113,33 @@ pub struct PgPools {
 }
 
 impl PgPools {
-    fn pool(&self, address: &str) -> Result<Pool, String> {
+    fn pool(&self, address: &str) -> anyhow::Result<Pool> {
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(pool) = pools.get(address) {
             return Ok(pool.clone());
         }
         let config: tokio_postgres::Config = address
             .parse()
-            .map_err(|e| format!("parsing Postgres connection string: {e:?}"))?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                // Fast: a pooled connection is only checked to be open. Session state
-                // cannot leak between requests through it because a connection the guest
-                // did not release cleanly is closed rather than pooled (see PgConnection).
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+            .context("parsing Postgres connection string")?;
+        let manager_config = ManagerConfig {
+            // Fast: a pooled connection is only checked to be open. Session state
+            // cannot leak between requests through it because a connection the guest
+            // did not release cleanly is closed rather than pooled (see PgConnection).
+            // Spin uses `Clean` (see the README's "Differs from Spin").
+            recycling_method: RecyclingMethod::Fast,
+        };
+        // As Spin's create_connection_pool: plain text only for `sslmode=disable`, else
+        // native-tls with its defaults (certificate and host name verified).
+        let manager = if config.get_ssl_mode() == SslMode::Disable {
+            Manager::from_config(config, NoTls, manager_config)
+        } else {
+            let connector = MakeTlsConnector::new(native_tls::TlsConnector::builder().build()?);
+            Manager::from_config(config, connector, manager_config)
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .build()
-            .map_err(|e| format!("building Postgres connection pool: {e:?}"))?;
+            .context("building Postgres connection pool")?;
         pools.insert(address.to_owned(), pool.clone());
         Ok(pool)
     }
@@ -138,20 +211,92 @@ pub fn ensure_allowed(allowed: &AllowedHosts, address: &str) -> Result<(), v3::E
     Ok(())
 }
 
+/// Spin's text for a connection that could not be made: `{:?}` of the anyhow error, i.e.
+/// the message and then a `Caused by:` list of its sources.
+fn connection_failed(e: anyhow::Error) -> v3::Error {
+    v3::Error::ConnectionFailed(format!("{e:?}"))
+}
+
+/// `open` without the resource table: allow-list, pool, connection.
+async fn open_client(
+    pools: &PgPools,
+    allowed: &AllowedHosts,
+    address: &str,
+) -> Result<deadpool_postgres::Object, v3::Error> {
+    ensure_allowed(allowed, address)?;
+    let pool = pools
+        .pool(address)
+        .context("establishing PostgreSQL connection pool")
+        .map_err(connection_failed)?;
+    pool.get()
+        .await
+        .map_err(|e| connection_failed(anyhow::Error::from(e)))
+}
+
+/// `query` on a client.
+async fn run_query(
+    client: &deadpool_postgres::Object,
+    statement: &str,
+    params: &[v3::ParameterValue],
+    strict: &StrictMode,
+) -> Result<v3::RowSet, v3::Error> {
+    let params = to_sql_params(params).map_err(v3::Error::BadParameter)?;
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+    let prepared = client
+        .prepare_cached(statement)
+        .await
+        .map_err(|e| v3::Error::QueryFailed(format!("{e:?}")))?;
+    let rows = client
+        .query(&prepared, &refs)
+        .await
+        .map_err(|e| v3::Error::QueryFailed(format!("{e:?}")))?;
+    strict.check(statement, rows.len())?;
+    let Some(first) = rows.first() else {
+        return Ok(v3::RowSet {
+            columns: Vec::new(),
+            rows: Vec::new(),
+        });
+    };
+    let columns = first
+        .columns()
+        .iter()
+        .map(|c| v3::Column {
+            name: c.name().to_owned(),
+            data_type: data_type(c.type_()),
+        })
+        .collect();
+    let rows = rows
+        .iter()
+        .map(convert_row)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| v3::Error::QueryFailed(format!("{e:?}")))?;
+    Ok(v3::RowSet { columns, rows })
+}
+
+/// `execute` on a client.
+async fn run_execute(
+    client: &deadpool_postgres::Object,
+    statement: &str,
+    params: &[v3::ParameterValue],
+) -> Result<u64, v3::Error> {
+    let params = to_sql_params(params).map_err(v3::Error::ValueConversionFailed)?;
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+    let prepared = client
+        .prepare_cached(statement)
+        .await
+        .map_err(|e| v3::Error::QueryFailed(format!("{e:?}")))?;
+    client
+        .execute(&prepared, &refs)
+        .await
+        .map_err(|e| v3::Error::QueryFailed(format!("{e:?}")))
+}
+
 impl v3::Host for State {}
 
 impl v3::HostConnection for State {
     async fn open(&mut self, address: String) -> Result<Resource<PgConnection>, v3::Error> {
-        ensure_allowed(&self.shared.app.allowed_hosts, &address)?;
-        let pool = self
-            .shared
-            .pg
-            .pool(&address)
-            .map_err(v3::Error::ConnectionFailed)?;
-        let client = pool
-            .get()
-            .await
-            .map_err(|e| v3::Error::ConnectionFailed(format!("{e:?}")))?;
+        self.calls.add(Call::PgConnect);
+        let client = open_client(&self.shared.pg, &self.shared.app.allowed_hosts, &address).await?;
         self.table
             .push(PgConnection {
                 client: Some(client),
@@ -166,37 +311,9 @@ impl v3::HostConnection for State {
         statement: String,
         params: Vec<v3::ParameterValue>,
     ) -> Result<v3::RowSet, v3::Error> {
+        self.calls.add(Call::PgQuery);
         let client = self.client(&connection)?;
-        let params = to_sql_params(&params).map_err(v3::Error::BadParameter)?;
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-        let prepared = client
-            .prepare_cached(&statement)
-            .await
-            .map_err(|e| v3::Error::QueryFailed(format!("{e:?}")))?;
-        let rows = client
-            .query(&prepared, &refs)
-            .await
-            .map_err(|e| v3::Error::QueryFailed(format!("{e:?}")))?;
-        let Some(first) = rows.first() else {
-            return Ok(v3::RowSet {
-                columns: Vec::new(),
-                rows: Vec::new(),
-            });
-        };
-        let columns = first
-            .columns()
-            .iter()
-            .map(|c| v3::Column {
-                name: c.name().to_owned(),
-                data_type: data_type(c.type_()),
-            })
-            .collect();
-        let rows = rows
-            .iter()
-            .map(convert_row)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| v3::Error::QueryFailed(format!("{e:?}")))?;
-        Ok(v3::RowSet { columns, rows })
+        run_query(client, &statement, &params, &self.shared.strict_postgres).await
     }
 
     async fn execute(
@@ -205,17 +322,9 @@ impl v3::HostConnection for State {
         statement: String,
         params: Vec<v3::ParameterValue>,
     ) -> Result<u64, v3::Error> {
+        self.calls.add(Call::PgExecute);
         let client = self.client(&connection)?;
-        let params = to_sql_params(&params).map_err(v3::Error::ValueConversionFailed)?;
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-        let prepared = client
-            .prepare_cached(&statement)
-            .await
-            .map_err(|e| v3::Error::QueryFailed(format!("{e:?}")))?;
-        client
-            .execute(&prepared, &refs)
-            .await
-            .map_err(|e| v3::Error::QueryFailed(format!("{e:?}")))
+        run_execute(client, &statement, &params).await
     }
 
     async fn drop(&mut self, connection: Resource<PgConnection>) -> wasmtime::Result<()> {
@@ -241,6 +350,142 @@ impl State {
             .get(connection)
             .map_err(|_| v3::Error::ConnectionFailed("no connection found".into()))
     }
+}
+
+/// The `error` of `spin:postgres/postgres@3.0.0` as the guest receives it, for
+/// [`PgProbe`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PgError {
+    /// `connection-failed(string)`.
+    ConnectionFailed(String),
+    /// `bad-parameter(string)`.
+    BadParameter(String),
+    /// `query-failed(string)`.
+    QueryFailed(String),
+    /// `value-conversion-failed(string)`.
+    ValueConversionFailed(String),
+    /// `other(string)`.
+    Other(String),
+}
+
+impl From<v3::Error> for PgError {
+    fn from(e: v3::Error) -> Self {
+        match e {
+            v3::Error::ConnectionFailed(s) => PgError::ConnectionFailed(s),
+            v3::Error::BadParameter(s) => PgError::BadParameter(s),
+            v3::Error::QueryFailed(s) => PgError::QueryFailed(s),
+            v3::Error::ValueConversionFailed(s) => PgError::ValueConversionFailed(s),
+            v3::Error::Other(s) => PgError::Other(s),
+        }
+    }
+}
+
+impl fmt::Display for PgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (kind, text) = match self {
+            PgError::ConnectionFailed(s) => ("connection-failed", s),
+            PgError::BadParameter(s) => ("bad-parameter", s),
+            PgError::QueryFailed(s) => ("query-failed", s),
+            PgError::ValueConversionFailed(s) => ("value-conversion-failed", s),
+            PgError::Other(s) => ("other", s),
+        };
+        write!(f, "{kind}: {text}")
+    }
+}
+
+impl StdError for PgError {}
+
+/// A test hook: the host's outbound-PostgreSQL code — pools, TLS by `sslmode`, the
+/// allow-list, strict zero-row mode and Spin's error texts — without a component, so tests
+/// can check what a guest would get without building and serving the Wasm.
+pub struct PgProbe {
+    pools: PgPools,
+    allowed: AllowedHosts,
+    strict: StrictMode,
+}
+
+impl PgProbe {
+    /// A probe for a component whose `allowed_outbound_hosts` are `allowed` (e.g.
+    /// `["postgres://127.0.0.1:5432"]`), with strict zero-row mode on or off.
+    pub fn new<S: AsRef<str>>(allowed: &[S], strict: bool) -> wasmtime::Result<PgProbe> {
+        Ok(PgProbe {
+            pools: PgPools::default(),
+            allowed: AllowedHosts::parse(allowed)?,
+            strict: StrictMode::new(strict),
+        })
+    }
+
+    /// The guest's `connection.open(address)`.
+    pub async fn open(&self, address: &str) -> Result<PgProbeConnection<'_>, PgError> {
+        let client = open_client(&self.pools, &self.allowed, address).await?;
+        Ok(PgProbeConnection {
+            probe: self,
+            client,
+        })
+    }
+
+    /// Zero-row queries strict mode refused so far.
+    pub fn strict_violations(&self) -> u64 {
+        self.strict.violations()
+    }
+}
+
+impl Drop for PgProbe {
+    fn drop(&mut self) {
+        self.pools.close();
+    }
+}
+
+/// A connection opened by a [`PgProbe`]; parameters are bound as `str` values.
+pub struct PgProbeConnection<'a> {
+    probe: &'a PgProbe,
+    client: deadpool_postgres::Object,
+}
+
+impl PgProbeConnection<'_> {
+    /// The guest's `query`: the rows, each value shown as text (`None` for NULL; types
+    /// other than text, numbers and booleans as their Debug form).
+    pub async fn query(
+        &self,
+        statement: &str,
+        params: &[&str],
+    ) -> Result<Vec<Vec<Option<String>>>, PgError> {
+        let params: Vec<_> = params
+            .iter()
+            .map(|p| v3::ParameterValue::Str((*p).to_owned()))
+            .collect();
+        let rows = run_query(&self.client, statement, &params, &self.probe.strict).await?;
+        Ok(rows
+            .rows
+            .into_iter()
+            .map(|row| row.into_iter().map(show).collect())
+            .collect())
+    }
+
+    /// The guest's `execute`: the number of rows affected.
+    pub async fn execute(&self, statement: &str, params: &[&str]) -> Result<u64, PgError> {
+        let params: Vec<_> = params
+            .iter()
+            .map(|p| v3::ParameterValue::Str((*p).to_owned()))
+            .collect();
+        Ok(run_execute(&self.client, statement, &params).await?)
+    }
+}
+
+fn show(value: v3::DbValue) -> Option<String> {
+    use v3::DbValue as V;
+    Some(match value {
+        V::DbNull => return None,
+        V::Str(s) => s,
+        V::Boolean(b) => b.to_string(),
+        V::Int8(i) => i.to_string(),
+        V::Int16(i) => i.to_string(),
+        V::Int32(i) => i.to_string(),
+        V::Int64(i) => i.to_string(),
+        V::Floating32(f) => f.to_string(),
+        V::Floating64(f) => f.to_string(),
+        other => format!("{other:?}"),
+    })
 }
 
 type Param = Box<dyn ToSql + Send + Sync>;

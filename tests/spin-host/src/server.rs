@@ -2,15 +2,18 @@
 //! component per request, Spin's routing of the `[[trigger.http]]` routes and Spin's
 //! `spin-*` request headers.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -21,6 +24,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::host_calls::{Counters, HOST_CALLS_HEADER};
 use crate::state::{Shared, State};
 
 /// How long [`crate::RunningHost::shutdown`] waits for requests in progress.
@@ -169,22 +173,57 @@ fn plain(status: StatusCode, text: &'static str) -> Response<HyperOutgoingBody> 
     response
 }
 
+/// Adds Spin's `spin-*` request headers AFTER the client's, as Spin does: its
+/// `prepare_request_headers` (spinframework/spin crates/trigger-http/src/headers.rs) lists
+/// the client's headers first and then pushes the `compute_default_headers` pairs, and
+/// `prepare_request` (crates/trigger-http/src/wasi.rs) does `req.headers_mut().clear();
+/// req.headers_mut().extend(headers…)`, and `HeaderMap::extend` appends. So a header the
+/// client sent itself, say `spin-client-addr: 203.0.113.9:1`, stays, first, and Spin's own
+/// value comes after it: a guest reading the first value reads the client's.
+fn append_spin_headers(headers: &mut HeaderMap, spin: Vec<(&'static str, String)>) {
+    for (name, value) in spin {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.append(name, value);
+        }
+    }
+}
+
+/// Serves one request; with `HostBuilder::count_host_calls`, adds `x-host-calls` (all
+/// zeros when no instance ran, e.g. for a 404).
 async fn handle(
+    inner: Arc<Inner>,
+    request: hyper::Request<Incoming>,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+) -> Response<HyperOutgoingBody> {
+    let count = inner.shared.count_host_calls;
+    let (mut response, calls) = run(inner, request, peer, local).await;
+    if count {
+        let calls = calls.map(|c| c.snapshot()).unwrap_or_default();
+        if let Ok(value) = HeaderValue::from_str(&calls.to_string()) {
+            response.headers_mut().insert(HOST_CALLS_HEADER, value);
+        }
+    }
+    response
+}
+
+async fn run(
     inner: Arc<Inner>,
     mut request: hyper::Request<Incoming>,
     peer: SocketAddr,
     local: Option<SocketAddr>,
-) -> Response<HyperOutgoingBody> {
+) -> (Response<HyperOutgoingBody>, Option<Arc<Counters>>) {
     let path = request.uri().path().to_owned();
     let Some((route, path_info)) = inner
         .routes
         .iter()
         .find_map(|r| r.matches(&path).map(|info| (r, info.to_owned())))
     else {
-        return plain(StatusCode::NOT_FOUND, "Not Found");
+        return (plain(StatusCode::NOT_FOUND, "Not Found"), None);
     };
 
-    // The headers Spin adds for the component.
+    // The headers Spin adds for the component, in the order of Spin's
+    // `compute_default_headers`.
     let host = match request.headers().get(http::header::HOST) {
         Some(h) => h.to_str().unwrap_or_default().to_owned(),
         None => local
@@ -196,10 +235,11 @@ async fn handle(
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| path.clone());
-    let spin_headers = [
-        ("spin-full-url", format!("http://{host}{path_and_query}")),
+    let spin_headers = vec![
         ("spin-path-info", path_info),
+        ("spin-full-url", format!("http://{host}{path_and_query}")),
         ("spin-matched-route", route.raw.clone()),
+        ("spin-base-path", inner.shared.app.base.clone()),
         ("spin-raw-component-route", route.raw.clone()),
         (
             "spin-component-route",
@@ -209,15 +249,10 @@ async fn handle(
                 .unwrap_or(&route.raw)
                 .to_owned(),
         ),
-        ("spin-base-path", inner.shared.app.base.clone()),
         ("spin-client-addr", peer.to_string()),
     ];
     let headers = request.headers_mut();
-    for (name, value) in spin_headers {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
-    }
+    append_spin_headers(headers, spin_headers);
     if !headers.contains_key(http::header::HOST)
         && let Ok(value) = HeaderValue::from_str(&host)
     {
@@ -225,7 +260,10 @@ async fn handle(
     }
 
     let Ok(permit) = inner.instances.clone().acquire_owned().await else {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+        return (
+            plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+            None,
+        );
     };
     let now_ms = if inner.shared.test_clock {
         headers
@@ -235,6 +273,7 @@ async fn handle(
         None
     };
     let mut store = Store::new(inner.pre.engine(), State::new(inner.shared.clone(), now_ms));
+    let calls = store.data().calls.clone();
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let prepared = store
         .data_mut()
@@ -245,7 +284,10 @@ async fn handle(
         Ok(pair) => pair,
         Err(e) => {
             eprintln!("spin-test-host: could not pass the request to the component: {e:?}");
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+            return (
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+                Some(calls),
+            );
         }
     };
     let pre = inner.pre.clone();
@@ -259,22 +301,32 @@ async fn handle(
             .call_handle(&mut store, req, out)
             .await
     });
+    let report = |result: Result<wasmtime::Result<()>, tokio::task::JoinError>| match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("spin-test-host: the component failed after responding: {e:?}"),
+        Err(e) => eprintln!("spin-test-host: the component task failed: {e}"),
+    };
+    // Counting host calls: every call of the instance must be in the header, including
+    // those after the response head (body, logging), so the body is read to the end
+    // while the instance finishes, and only then is the response sent.
+    let count = inner.shared.count_host_calls;
 
-    match receiver.await {
+    let response = match receiver.await {
+        Ok(Ok(response)) if count => {
+            let (parts, body) = response.into_parts();
+            let (body, result) = tokio::join!(Replay::record(body), task);
+            report(result);
+            Response::from_parts(parts, body.boxed_unsync())
+        }
         Ok(Ok(response)) => {
-            tokio::spawn(async move {
-                match task.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        eprintln!("spin-test-host: the component failed after responding: {e:?}")
-                    }
-                    Err(e) => eprintln!("spin-test-host: the component task failed: {e}"),
-                }
-            });
+            tokio::spawn(async move { report(task.await) });
             response
         }
         Ok(Err(code)) => {
             eprintln!("spin-test-host: the component answered with an error: {code:?}");
+            if count {
+                report(task.await);
+            }
             plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }
         Err(_) => {
@@ -287,12 +339,74 @@ async fn handle(
             }
             plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }
+    };
+    (response, Some(calls))
+}
+
+type BodyError = wasmtime_wasi_http::Error;
+
+/// A response body read to its end and played back frame by frame, error included, so
+/// that a body the component failed to finish still fails for the client.
+struct Replay(VecDeque<Result<Frame<Bytes>, BodyError>>);
+
+impl Replay {
+    async fn record(mut body: HyperOutgoingBody) -> Replay {
+        let mut frames = VecDeque::new();
+        while let Some(frame) = body.frame().await {
+            let failed = frame.is_err();
+            frames.push_back(frame);
+            if failed {
+                break;
+            }
+        }
+        Replay(frames)
+    }
+}
+
+impl hyper::body::Body for Replay {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        Poll::Ready(self.0.pop_front())
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Route;
+    use http::{HeaderMap, HeaderValue};
+
+    use super::{Route, append_spin_headers};
+
+    #[test]
+    fn spin_headers_come_after_the_clients_own() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "spin-client-addr",
+            HeaderValue::from_static("203.0.113.9:1"),
+        );
+        headers.insert("accept", HeaderValue::from_static("*/*"));
+        append_spin_headers(
+            &mut headers,
+            vec![
+                ("spin-path-info", "/tasks".into()),
+                ("spin-client-addr", "127.0.0.1:5555".into()),
+            ],
+        );
+        let addrs: Vec<_> = headers.get_all("spin-client-addr").iter().collect();
+        assert_eq!(addrs, ["203.0.113.9:1", "127.0.0.1:5555"]);
+        // `get` is the first value: the client's, as a guest sees it in Spin.
+        assert_eq!(headers["spin-client-addr"], "203.0.113.9:1");
+        assert_eq!(headers["spin-path-info"], "/tasks");
+        assert_eq!(headers["accept"], "*/*");
+    }
 
     #[test]
     fn routes_match_like_spin() {

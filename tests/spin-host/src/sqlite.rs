@@ -17,6 +17,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use wasmtime::component::Resource;
 
 use crate::bindings::fermyon::spin2_0_0::sqlite as v2;
+use crate::host_calls::Call;
 use crate::state::State;
 
 /// The application's default database.
@@ -42,6 +43,7 @@ impl v2::Host for State {}
 
 impl v2::HostConnection for State {
     async fn open(&mut self, database: String) -> Result<Resource<SqliteConnection>, v2::Error> {
+        self.calls.add(Call::SqliteOpen);
         if !self.shared.app.sqlite_databases.contains(&database) {
             return Err(v2::Error::AccessDenied);
         }
@@ -67,6 +69,7 @@ impl v2::HostConnection for State {
         statement: String,
         parameters: Vec<v2::Value>,
     ) -> Result<v2::QueryResult, v2::Error> {
+        self.calls.add(Call::SqliteExecute);
         let connection = self
             .table
             .get(&connection)

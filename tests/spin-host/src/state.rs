@@ -6,10 +6,11 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-use crate::guest_output::GuestOutput;
+use crate::guest_output::{GuestOutput, LogSink};
+use crate::host_calls::{Call, Counters};
 use crate::kv::KeyValueDatabase;
 use crate::manifest::App;
-use crate::pg::PgPools;
+use crate::pg::{PgPools, StrictMode};
 use crate::sqlite::SqliteDatabase;
 
 /// Application-wide state: the resolved manifest and the database handles.
@@ -20,6 +21,12 @@ pub struct Shared {
     pub kv: KeyValueDatabase,
     /// Whether requests may set the wall clock (`HostBuilder::test_clock`).
     pub test_clock: bool,
+    /// Strict zero-row mode for PostgreSQL queries (`HostBuilder::strict_postgres`).
+    pub strict_postgres: StrictMode,
+    /// Where the guests' stdout and stderr go (`HostBuilder::log_sink`).
+    pub log_sink: LogSink,
+    /// Whether responses carry `x-host-calls` (`HostBuilder::count_host_calls`).
+    pub count_host_calls: bool,
 }
 
 /// The request header that sets the wall clock when the test clock is on.
@@ -45,6 +52,9 @@ pub struct State {
     pub wasi: WasiCtx,
     pub http: WasiHttpCtx,
     pub hooks: OutboundHttp,
+    /// The host calls this instance made, by kind (always counted: a relaxed atomic add
+    /// per call; only reported with `HostBuilder::count_host_calls`).
+    pub calls: Arc<Counters>,
 }
 
 impl State {
@@ -54,16 +64,22 @@ impl State {
         if let Some(ms) = now_ms {
             wasi.wall_clock(FixedClock(std::time::Duration::from_millis(ms)));
         }
-        // The guest's stdout and stderr both go to the host's stderr, line by line.
-        wasi.stdout(GuestOutput::default())
-            .stderr(GuestOutput::default());
+        // The guest's stdout and stderr both go to the log sink (the host's stderr unless
+        // set), each write as it comes, as Spin's `ComponentStdioWriter` sends both streams
+        // of a component to its stderr (spinframework/spin crates/trigger/src/cli/stdio.rs).
+        let calls = Arc::new(Counters::default());
+        let sink = shared.log_sink.clone();
+        wasi.stdout(GuestOutput::new(sink.clone(), calls.clone(), Call::Stdout))
+            .stderr(GuestOutput::new(sink, calls.clone(), Call::Stderr));
         for (k, v) in &shared.app.environment {
             wasi.env(k, v);
         }
         State {
             hooks: OutboundHttp {
                 shared: shared.clone(),
+                calls: calls.clone(),
             },
+            calls,
             shared,
             table: ResourceTable::new(),
             wasi: wasi.build(),
@@ -95,6 +111,7 @@ impl WasiHttpView for State {
 /// a request to a host that is not allowed fails with `HTTP-request-denied`.
 pub struct OutboundHttp {
     shared: Arc<Shared>,
+    calls: Arc<Counters>,
 }
 
 type SendFuture = Box<
@@ -113,6 +130,7 @@ impl WasiHttpHooks for OutboundHttp {
         options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> SendFuture {
+        self.calls.add(Call::Http);
         let uri = request.uri();
         let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
         let allowed = uri.host().is_some_and(|host| {

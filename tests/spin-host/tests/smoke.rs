@@ -135,14 +135,23 @@ async fn unreachable_postgres_is_not_ready_but_healthy() {
     running.shutdown().await;
 
     // Not allowed by allowed_outbound_hosts (database_host keeps its default): the host
-    // refuses the connection like Spin, which the component reports as unavailable too.
+    // refuses the connection like Spin. Retrying cannot help, so this is the 500
+    // configuration problem naming database_host, not a 503 that tells probes to wait.
     let (_host, running) = serve(host(
         &dir,
         &[("database_url", "postgres://postgres@127.0.0.1:1/test")],
     ))
     .await;
     let ready = running.get("/health/ready").await.unwrap();
-    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert_eq!(ready.status, 500, "{}", ready.text());
+    assert_eq!(json(&ready)["code"], "configuration_error");
+    assert!(
+        json(&ready)["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("database_host")),
+        "{}",
+        ready.text()
+    );
     running.shutdown().await;
 }
 
