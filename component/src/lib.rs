@@ -18,7 +18,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::time::{Instant, SystemTime};
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 #[cfg(target_arch = "wasm32")]
 use spin_sdk::http_component;
@@ -32,7 +32,7 @@ use crate::settings::Settings;
 async fn serve(request: IncomingRequest, out: ResponseOutparam) {
     let started = Instant::now();
     let now = Timestamp::from_system_time(SystemTime::now());
-    let request = read_request(request).await;
+    let (request, body_complete) = read_request(request).await;
     let method = request.method().clone();
     let settings = Settings::load(SettingsScope::of(&request), |name| {
         spin_sdk::variables::get(name).ok()
@@ -46,40 +46,69 @@ async fn serve(request: IncomingRequest, out: ResponseOutparam) {
         SqlStore::new(db, settings.database.dialect()).with_auto_migrate(settings.auto_migrate);
     let api = Api::with_config_result(store, config).with_throttle(throttle::KvThrottle::default());
     let mut context = RequestContext::new(now, fresh_request_id()).with_entropy(entropy());
-    if let Some(addr) = request
-        .headers()
-        .get("spin-client-addr")
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(addr) = client_addr(request.headers()) {
         context = context.with_client_addr(addr);
+    }
+    if !body_complete {
+        context = context.with_incomplete_body();
     }
     let response = api.handle(request, context).await;
     log::request(&method, &response, started.elapsed());
     write_response(out, response).await;
 }
 
-/// The request as the core takes it. The body is read up to one byte past the limit, so an
-/// oversized body costs no more memory than that and the core answers 413.
-async fn read_request(request: IncomingRequest) -> http::Request<Vec<u8>> {
+/// The request as the core takes it, and whether its body was read completely (else the
+/// core answers 400: see [`read_body`]).
+async fn read_request(request: IncomingRequest) -> (http::Request<Vec<u8>>, bool) {
     let mut builder = http::Request::builder()
         .method(method_name(&request.method()))
         .uri(request.path_with_query().unwrap_or_else(|| "/".to_owned()));
     for (name, value) in request.headers().entries() {
         builder = builder.header(name, value);
     }
+    let (body, complete) = match read_body(request.into_body_stream()).await {
+        Ok(body) => (body, true),
+        Err(e) => {
+            log::event(
+                "warn",
+                "request",
+                &format!("the body stream failed part-way: {e}"),
+            );
+            (Vec::new(), false)
+        }
+    };
+    let request = builder.body(body).unwrap_or_else(|_| {
+        // A request Spin accepted but `http` refuses (an exotic header name): answer as a
+        // request to no route, which the core turns into a 404 problem.
+        http::Request::new(Vec::new())
+    });
+    (request, complete)
+}
+
+/// The body, read up to one byte past the limit, so an oversized body costs no more memory
+/// than that and the core answers 413. A stream that fails before its end is an error: what
+/// arrived is only part of what the client sent, and must not be taken for the body.
+async fn read_body<E>(stream: impl Stream<Item = Result<Vec<u8>, E>>) -> Result<Vec<u8>, E> {
+    let mut stream = std::pin::pin!(stream);
     let mut body = Vec::new();
-    let mut stream = request.into_body_stream();
-    while let Some(Ok(chunk)) = stream.next().await {
-        body.extend_from_slice(&chunk);
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk?);
         if body.len() > MAX_BODY_BYTES {
             break;
         }
     }
-    builder.body(body).unwrap_or_else(|_| {
-        // A request Spin accepted but `http` refuses (an exotic header name): answer as a
-        // request to no route, which the core turns into a 404 problem.
-        http::Request::new(Vec::new())
-    })
+    Ok(body)
+}
+
+/// The client's address: the last `spin-client-addr` value. Spin appends its own value after
+/// any that the client sent, so only the last one is Spin's; an earlier one is whatever the
+/// client claims.
+fn client_addr(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all("spin-client-addr")
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
 }
 
 /// The method's name; the `http` builder refuses one that is not a valid token.
@@ -138,4 +167,59 @@ fn fresh_request_id() -> String {
     let a = RandomState::new().hash_one(0u8);
     let b = RandomState::new().hash_one(1u8);
     format!("{a:016x}{b:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use futures::stream;
+
+    use super::*;
+
+    /// The output of a future that never waits (every stream here is ready).
+    fn block_on<T>(future: impl Future<Output = T>) -> T {
+        match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(v) => v,
+            Poll::Pending => panic!("the future waited"),
+        }
+    }
+
+    #[test]
+    fn a_body_read_to_its_end_is_complete() {
+        let chunks = stream::iter([Ok::<_, String>(b"{\"ti".to_vec()), Ok(b"tle\":1}".to_vec())]);
+        assert_eq!(block_on(read_body(chunks)).unwrap(), b"{\"title\":1}");
+    }
+
+    #[test]
+    fn a_body_whose_stream_fails_part_way_is_an_error_not_a_shorter_body() {
+        let chunks = stream::iter([
+            Ok(b"{\"title\":\"first half".to_vec()),
+            Err("connection reset"),
+            Ok(b" second half\"}".to_vec()),
+        ]);
+        assert_eq!(block_on(read_body(chunks)), Err("connection reset"));
+    }
+
+    #[test]
+    fn a_body_is_read_one_chunk_past_the_limit_and_no_further() {
+        let chunk = vec![b'x'; MAX_BODY_BYTES / 2 + 1];
+        let chunks = stream::iter([Ok(chunk.clone()), Ok(chunk.clone()), Err("never polled")]);
+        let body = block_on(read_body(chunks)).unwrap();
+        assert_eq!(body.len(), 2 * chunk.len());
+        assert!(body.len() > MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn the_client_address_is_the_last_spin_client_addr_value() {
+        let mut headers = http::HeaderMap::new();
+        headers.append("spin-client-addr", "203.0.113.9:1".parse().unwrap());
+        headers.append("spin-client-addr", "198.51.100.7:4242".parse().unwrap());
+        assert_eq!(client_addr(&headers), Some("198.51.100.7:4242"));
+        let mut one = http::HeaderMap::new();
+        one.insert("spin-client-addr", "10.0.0.1:80".parse().unwrap());
+        assert_eq!(client_addr(&one), Some("10.0.0.1:80"));
+        assert_eq!(client_addr(&http::HeaderMap::new()), None);
+    }
 }

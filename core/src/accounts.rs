@@ -28,9 +28,11 @@ use crate::error::ApiError;
 use crate::store::StoreError;
 use crate::task::UserId;
 use crate::time::Timestamp;
-use crate::validation::FieldError;
+use crate::validation::{FieldError, is_control};
 
-/// Longest accepted email address, in characters (after trimming).
+/// Longest accepted email address, in characters (after trimming), as sent and lower-cased
+/// alike: both forms are stored, and lower-casing can lengthen an address ("İ" becomes two
+/// characters).
 pub const EMAIL_MAX_CHARS: usize = 254;
 /// Shortest accepted password, in Unicode scalar values.
 pub const PASSWORD_MIN_CHARS: usize = 8;
@@ -57,10 +59,11 @@ pub const DUMMY_PASSWORD_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$dGFzay1hcG
 /// The salt and digest parts of [`DUMMY_PASSWORD_HASH`], reused for other costs.
 const DUMMY_TAIL: &str = "dGFzay1hcGktZHVtbXkhIQ$4iosAIEAF0tTOp2EXqlkbYkLZlqUkt82mS8ZX+H9AjQ";
 
-/// An email address: trimmed, at most [`EMAIL_MAX_CHARS`] characters, exactly one `@` with a
-/// non-empty local part and a domain of dot-separated non-empty labels (at least two), no
-/// whitespace or control characters. Two addresses are equal when their lower-cased forms
-/// ([`Email::folded`]) are; the address keeps the case it was registered with.
+/// An email address: trimmed, at most [`EMAIL_MAX_CHARS`] characters also once lower-cased,
+/// exactly one `@` with a non-empty local part and a domain of dot-separated non-empty labels
+/// (at least two), no whitespace or control characters. Two addresses are equal when their
+/// lower-cased forms ([`Email::folded`]) are; the address keeps the case it was registered
+/// with.
 ///
 /// ```
 /// use task_api_core::Email;
@@ -71,6 +74,8 @@ const DUMMY_TAIL: &str = "dGFzay1hcGktZHVtbXkhIQ$4iosAIEAF0tTOp2EXqlkbYkLZlqUkt8
 /// assert!(Email::parse("ann@localhost").is_none());
 /// assert!(Email::parse("a@b@c.d").is_none());
 /// assert!(Email::parse("ann smith@example.com").is_none());
+/// // 135 characters as sent, 265 once lower-cased: too long for the stored form.
+/// assert!(Email::parse(&format!("{}@a.co", "İ".repeat(130))).is_none());
 /// ```
 #[derive(Clone, Debug, Eq)]
 pub struct Email {
@@ -82,9 +87,12 @@ impl Email {
     /// The address, if `s` (trimmed) follows the rules above.
     pub fn parse(s: &str) -> Option<Self> {
         let s = s.trim();
+        let folded = s.to_lowercase();
+        // Lower-casing never shortens a string (each character becomes one to three), so
+        // the folded form bounds both stored forms.
         if s.is_empty()
-            || s.chars().count() > EMAIL_MAX_CHARS
-            || s.chars().any(|c| c.is_whitespace() || c.is_control())
+            || folded.chars().count() > EMAIL_MAX_CHARS
+            || s.chars().any(|c| c.is_whitespace() || is_control(c))
         {
             return None;
         }
@@ -95,7 +103,7 @@ impl Email {
         }
         Some(Email {
             raw: s.to_owned(),
-            folded: s.to_lowercase(),
+            folded,
         })
     }
 
@@ -524,7 +532,7 @@ pub(crate) fn throttle_keys(
 /// `ip:port` or `[ipv6]:port`; nothing when empty or longer than 128 bytes.
 pub(crate) fn normalize_addr(addr: &str) -> Option<String> {
     let addr = addr.trim();
-    if addr.is_empty() || addr.len() > 128 || addr.chars().any(char::is_control) {
+    if addr.is_empty() || addr.len() > 128 || addr.chars().any(is_control) {
         return None;
     }
     if let Ok(sock) = addr.parse::<std::net::SocketAddr>() {
@@ -574,6 +582,34 @@ mod tests {
             &format!("{}@example.com", "a".repeat(243)),
         ] {
             assert!(Email::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn emails_are_bounded_once_folded_too() {
+        // "İ" lower-cases to "i" and a combining dot: two characters.
+        assert_eq!("İ".to_lowercase().chars().count(), 2);
+        let at_limit = format!("{}@a.co", "İ".repeat(124));
+        assert_eq!(
+            Email::parse(&at_limit).unwrap().folded().chars().count(),
+            253
+        );
+        for over in [
+            format!("{}@a.co", "İ".repeat(125)),
+            format!("{}@a.co", "İ".repeat(130)),
+        ] {
+            assert!(over.chars().count() <= EMAIL_MAX_CHARS);
+            assert!(Email::parse(&over).is_none(), "{over}");
+        }
+    }
+
+    #[test]
+    fn emails_refuse_every_control_character() {
+        for c in ['\0', '\u{1b}', '\u{7f}', '\u{80}', '\u{9b}'] {
+            assert!(
+                Email::parse(&format!("an{c}n@example.com")).is_none(),
+                "{c:?}"
+            );
         }
     }
 

@@ -149,7 +149,7 @@ pub enum AuthError {
     /// No `exp` claim.
     #[error("no exp")]
     MissingExpiry,
-    /// `sub` is missing, empty, too long or not a string.
+    /// `sub` is missing, empty, too long, not a string, or holds a control character.
     #[error("bad sub")]
     BadSubject,
     /// `iss` is not the configured issuer.
@@ -175,7 +175,9 @@ impl AuthError {
             AuthError::NotYetValid => "the token is not valid yet",
             AuthError::IssuedInFuture => "the token is issued in the future",
             AuthError::MissingExpiry => "the token has no exp claim",
-            AuthError::BadSubject => "the token's sub must be a string of 1 to 128 characters",
+            AuthError::BadSubject => {
+                "the token's sub must be a string of 1 to 128 characters without control characters"
+            }
             AuthError::WrongIssuer => "the token's issuer is not accepted",
             AuthError::WrongAudience => "the token's audience is not accepted",
         }
@@ -630,6 +632,17 @@ mod tests {
             verifier().verify(&hs256(claims(&"é".repeat(129))), now()),
             Err(AuthError::BadSubject)
         );
+    }
+
+    #[test]
+    fn sub_with_a_control_character_is_refused() {
+        for sub in ["u\u{0}1", "u\u{1f}", "\u{7f}", "u\u{9b}1"] {
+            assert_eq!(
+                verifier().verify(&hs256(claims(sub)), now()),
+                Err(AuthError::BadSubject),
+                "{sub:?}"
+            );
+        }
     }
 
     #[test]

@@ -15,10 +15,11 @@ pub const RETRY_AFTER_SECS: u32 = 5;
 /// Everything a request can fail with. [`ApiError::status`] is the only mapping to HTTP.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 400: the body is not JSON or not an object.
+    /// 400: the body is not JSON or not an object, or could not be read completely.
     #[error("{0}")]
     MalformedBody(&'static str),
-    /// 400: query parameters that are not allowed values, each named.
+    /// 400: parameters (of the query, or the path's `user_id`) that are not allowed values,
+    /// each named.
     #[error("invalid query parameter")]
     InvalidQuery(Vec<FieldError>),
     /// 400: a request header that cannot be understood, named.

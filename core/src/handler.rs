@@ -197,6 +197,12 @@ impl<S: TaskStore + AccountStore, T: LoginThrottle> Api<S, T> {
         if req.body().len() > MAX_BODY_BYTES || declared_length(req.headers()) > MAX_BODY_BYTES {
             return Err(ApiError::PayloadTooLarge);
         }
+        if ctx.incomplete_body {
+            // Only a prefix of what the client sent arrived: never act on it.
+            return Err(ApiError::MalformedBody(
+                "the body could not be read completely",
+            ));
+        }
         match route.endpoint {
             Endpoint::Health => Ok(json(
                 StatusCode::OK,
@@ -233,11 +239,7 @@ impl<S: TaskStore + AccountStore, T: LoginThrottle> Api<S, T> {
                     .map_err(|e| ApiError::Misconfigured(e.clone()))?;
                 let user = config.verifier.authenticate(req.headers(), now)?;
                 log.user_id = Some(user.clone());
-                if route
-                    .path_user
-                    .as_deref()
-                    .is_some_and(|p| p != user.as_str())
-                {
+                if route.path_user()?.is_some_and(|p| p != user) {
                     return Err(ApiError::Forbidden);
                 }
                 let call = TaskCall {

@@ -94,8 +94,9 @@ pub use validation::FieldError;
 struct ReadmeDoctests;
 
 /// What a host hands [`Api::handle`] besides the request: the current time, a fresh
-/// request id (used when the caller did not send a sane `X-Request-Id`) and, for the
-/// built-in accounts, fresh entropy and the client's address.
+/// request id (used when the caller did not send a sane `X-Request-Id`), whether the body
+/// could be read completely and, for the built-in accounts, fresh entropy and the client's
+/// address.
 ///
 /// Its `Debug` never shows the entropy.
 #[derive(Clone, PartialEq, Eq)]
@@ -106,6 +107,7 @@ pub struct RequestContext {
     pub request_id: String,
     pub(crate) entropy: Option<[u8; 32]>,
     pub(crate) client_addr: Option<String>,
+    pub(crate) incomplete_body: bool,
 }
 
 impl RequestContext {
@@ -122,6 +124,7 @@ impl RequestContext {
             request_id: request_id.into(),
             entropy: None,
             client_addr: None,
+            incomplete_body: false,
         }
     }
 
@@ -154,6 +157,26 @@ impl RequestContext {
         self
     }
 
+    /// The host could not read the request's whole body: its stream failed part-way, so
+    /// the bytes in the request are only a prefix of what the client sent. Such a request is
+    /// answered 400 `malformed_body` (after the route, method and size checks) and never
+    /// handled with the part that arrived.
+    ///
+    /// ```
+    /// use task_api_core::{RequestContext, Timestamp};
+    /// let ctx = RequestContext::new(Timestamp::from_millis(0), "r").with_incomplete_body();
+    /// assert!(ctx.body_is_incomplete());
+    /// ```
+    pub fn with_incomplete_body(mut self) -> Self {
+        self.incomplete_body = true;
+        self
+    }
+
+    /// Whether the host reported the body as incomplete.
+    pub fn body_is_incomplete(&self) -> bool {
+        self.incomplete_body
+    }
+
     /// The client address, as the throttle keys it.
     pub fn client_addr(&self) -> Option<&str> {
         self.client_addr.as_deref()
@@ -167,6 +190,7 @@ impl std::fmt::Debug for RequestContext {
             .field("request_id", &self.request_id)
             .field("entropy", &self.entropy.map(|_| "<32 bytes>"))
             .field("client_addr", &self.client_addr)
+            .field("incomplete_body", &self.incomplete_body)
             .finish()
     }
 }

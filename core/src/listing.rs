@@ -15,7 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::error::ApiError;
 use crate::task::{Priority, Task, TaskId};
 use crate::time::{DueDate, Timestamp};
-use crate::validation::FieldError;
+use crate::validation::{FieldError, has_control};
 
 /// Page size when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -23,6 +23,18 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 100;
 /// Longest `q`, in characters.
 pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// The parameters of `GET /tasks`; any other is ignored.
+const PARAMETERS: [&str; 8] = [
+    "status",
+    "priority",
+    "q",
+    "due_before",
+    "due_after",
+    "sort",
+    "limit",
+    "cursor",
+];
 
 /// Which tasks by completion.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -219,19 +231,35 @@ impl Default for ListQuery {
 }
 
 impl ListQuery {
-    /// Parses a URL query string. Unknown parameters are ignored, an empty value is the same
-    /// as leaving the parameter out, and a repeated parameter takes its last value. Every
-    /// invalid value is reported, each naming its parameter.
+    /// Parses a URL query string. Unknown parameters are ignored, and a repeated parameter
+    /// takes its last value. Values are trimmed; an empty one is refused (code `blank`), as
+    /// is a `q` or cursor holding a control character. Every invalid value is reported, each
+    /// naming its parameter.
+    ///
+    /// ```
+    /// use task_api_core::ListQuery;
+    /// assert!(ListQuery::parse("_=&status=pending").is_ok()); // unknown, so ignored
+    /// assert!(ListQuery::parse("due_before=").is_err()); // empty: not the same as absent
+    /// assert!(ListQuery::parse("q=milk%00").is_err()); // NUL
+    /// ```
     pub fn parse(query: &str) -> Result<ListQuery, ApiError> {
         let mut q = ListQuery::default();
         let mut errors = Vec::new();
         let mut cursor = None;
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let Some(&name) = PARAMETERS.iter().find(|p| **p == name) else {
+                continue;
+            };
             let value = value.trim();
             if value.is_empty() {
+                errors.push(FieldError::new(
+                    name,
+                    "blank",
+                    format!("{name} must not be empty: leave the parameter out instead"),
+                ));
                 continue;
             }
-            match name.as_ref() {
+            match name {
                 "status" => match value {
                     "all" => q.status = StatusFilter::All,
                     "pending" => q.status = StatusFilter::Pending,
@@ -254,14 +282,22 @@ impl ListQuery {
                     }
                 }
                 "q" => {
+                    let before = errors.len();
                     if value.chars().count() > MAX_SEARCH_CHARS {
                         errors.push(bad("q", "q must be at most 200 characters"));
-                    } else {
+                    }
+                    if has_control(value) {
+                        errors.push(FieldError::new(
+                            "q",
+                            "control_character",
+                            "q must not contain control characters",
+                        ));
+                    }
+                    if errors.len() == before {
                         q.search = Some(value.to_lowercase());
                     }
                 }
-                "due_before" | "due_after" => {
-                    let field = if name == "due_before" { "due_before" } else { "due_after" };
+                field @ ("due_before" | "due_after") => {
                     match DueDate::parse(value) {
                         Some(d) if field == "due_before" => q.due_before = Some(d),
                         Some(d) => q.due_after = Some(d),
@@ -444,6 +480,9 @@ impl ListQuery {
             SortKey::CreatedAt | SortKey::UpdatedAt => {
                 SortValue::Time(Timestamp::from_millis(value.parse().ok()?))
             }
+            // A folded title never holds a control character; NUL would not even reach
+            // PostgreSQL.
+            SortKey::Title if has_control(value) => return None,
             SortKey::Title => SortValue::Text(value.to_owned()),
             SortKey::Priority => SortValue::Rank(Priority::from_rank(value.parse().ok()?)?.rank()),
             SortKey::DueDate if value.is_empty() => SortValue::Date(None),
@@ -543,11 +582,74 @@ mod tests {
     }
 
     #[test]
-    fn unknown_parameters_and_empty_values_are_ignored() {
+    fn unknown_parameters_are_ignored_even_when_empty() {
         assert_eq!(
-            ListQuery::parse("_=123&status=&q=").unwrap(),
+            ListQuery::parse("_=123&x=&y&status=all").unwrap(),
             ListQuery::default()
         );
+    }
+
+    #[test]
+    fn empty_values_are_refused_naming_the_parameter() {
+        for name in PARAMETERS {
+            for query in [format!("{name}="), name.to_owned(), format!("{name}=+%20")] {
+                match ListQuery::parse(&query) {
+                    Err(ApiError::InvalidQuery(e)) => assert_eq!(
+                        e.iter()
+                            .map(|e| (e.field.as_ref(), e.code))
+                            .collect::<Vec<_>>(),
+                        [(name, "blank")],
+                        "{query}"
+                    ),
+                    other => panic!("{query}: {other:?}"),
+                }
+            }
+        }
+        // Also when another value of the parameter came first.
+        assert_eq!(fields("status=pending&status="), ["status"]);
+    }
+
+    #[test]
+    fn search_with_a_control_character_is_refused() {
+        for q in ["%00", "a%00b", "%01", "a%1F", "%7F", "a%C2%80", "%C2%9F"] {
+            assert_eq!(fields(&format!("q={q}")), ["q"], "{q}");
+        }
+        // Surrounding whitespace is trimmed first, as for every value.
+        assert_eq!(
+            ListQuery::parse("q=%0Amilk%09").unwrap().search(),
+            Some("milk")
+        );
+    }
+
+    #[test]
+    fn search_too_long_and_with_a_control_character_reports_both() {
+        let q = format!("{}%00", "a".repeat(201));
+        assert_eq!(fields(&format!("q={q}")), ["q", "q"]);
+    }
+
+    #[test]
+    fn cursor_with_a_control_character_in_its_text_is_refused() {
+        let q = ListQuery::parse("sort=title").unwrap();
+        let cursor = q.cursor_after(&task(4, "ok", None));
+        let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(&cursor).unwrap()).unwrap();
+        let head = raw.strip_suffix("ok").unwrap();
+        for text in [
+            "\u{0}",
+            "o\u{0}k",
+            "\u{1b}[2J",
+            "\u{7f}",
+            "\u{85}",
+            "\u{9b}",
+        ] {
+            let forged = URL_SAFE_NO_PAD.encode(format!("{head}{text}"));
+            assert_eq!(
+                fields(&format!("sort=title&cursor={forged}")),
+                ["cursor"],
+                "{text:?}"
+            );
+        }
+        let forged = URL_SAFE_NO_PAD.encode(format!("{head}o|k"));
+        assert!(ListQuery::parse(&format!("sort=title&cursor={forged}")).is_ok());
     }
 
     #[test]

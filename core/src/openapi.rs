@@ -167,7 +167,7 @@ fn path_item(endpoint: Endpoint, suffix: &str, scoped: bool) -> Value {
                 "parameters": list_params,
                 "responses": responses(json!({
                     "200": { "description": "One page", "content": json_of("TaskList") },
-                    "400": problem("A query parameter is not valid; each is named in errors"),
+                    "400": problem("A query parameter is not valid or is empty; each is named in errors"),
                 }), &["401", "403", "500", "503"]),
             })));
             item.insert("post".into(), op("createTask", "Create a task", json!({
@@ -269,11 +269,11 @@ fn components() -> Value {
             "RetryAfter": { "description": "Seconds to wait", "schema": { "type": "integer" } },
         },
         "parameters": {
-            "UserId": { "name": "user_id", "in": "path", "required": true, "description": "Must equal the token's sub", "schema": { "type": "string", "minLength": 1, "maxLength": 128 } },
+            "UserId": { "name": "user_id", "in": "path", "required": true, "description": "Must equal the token's sub (else 403); not 1 to 128 characters of UTF-8 without control characters is a 400", "schema": { "type": "string", "minLength": 1, "maxLength": 128 } },
             "TaskId": { "name": "id", "in": "path", "required": true, "description": "A positive 64-bit integer; anything else is a 404", "schema": { "type": "integer", "minimum": 1 } },
             "Status": { "name": "status", "in": "query", "schema": { "enum": ["all", "pending", "completed"], "default": "all" } },
             "Priority": { "name": "priority", "in": "query", "description": "One or more of low, medium, high, comma-separated", "schema": { "type": "string" } },
-            "Q": { "name": "q", "in": "query", "description": "Text searched case-insensitively in title and description", "schema": { "type": "string", "maxLength": 200 } },
+            "Q": { "name": "q", "in": "query", "description": "Text searched case-insensitively in title and description; trimmed; no control characters", "schema": { "type": "string", "minLength": 1, "maxLength": 200 } },
             "DueBefore": { "name": "due_before", "in": "query", "description": "Inclusive", "schema": { "type": "string", "format": "date" } },
             "DueAfter": { "name": "due_after", "in": "query", "description": "Inclusive", "schema": { "type": "string", "format": "date" } },
             "Sort": { "name": "sort", "in": "query", "schema": { "enum": ["created_at", "-created_at", "updated_at", "-updated_at", "title", "-title", "priority", "-priority", "due_date", "-due_date"], "default": "-created_at" } },

@@ -4,9 +4,11 @@
 //! `/api/tasks…` and `/api/v1/tasks…` are always the token-scoped base, so a user whose id
 //! is literally `tasks` or `v1` uses that base.
 
-use std::borrow::Cow;
-
 use http::Method;
+
+use crate::error::ApiError;
+use crate::task::UserId;
+use crate::validation::FieldError;
 
 /// What a path leads to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -98,8 +100,9 @@ pub(crate) struct Route<'a> {
     pub(crate) base: &'a str,
     /// The index in [`TASK_BASES`] of the base's template (for logs).
     pub(crate) base_template: usize,
-    /// The user named by the path, percent-decoded, for user-scoped bases.
-    pub(crate) path_user: Option<Cow<'a, str>>,
+    /// The `{user_id}` segment as requested (percent-encoded), for user-scoped bases; see
+    /// [`Route::path_user`].
+    pub(crate) user_segment: Option<&'a str>,
     /// The raw `{id}` segment, for item and completion routes.
     pub(crate) task_id: Option<&'a str>,
     /// The index in [`TASK_PATHS`] or [`OTHER_PATHS`] of the matched template.
@@ -107,6 +110,27 @@ pub(crate) struct Route<'a> {
 }
 
 impl Route<'_> {
+    /// The user a user-scoped base names: its segment percent-decoded, which must be UTF-8
+    /// and a [`UserId`] (1 to 128 characters, no control characters), else a 400
+    /// `invalid_parameter` naming `user_id`. `None` for a token-scoped base.
+    pub(crate) fn path_user(&self) -> Result<Option<UserId>, ApiError> {
+        let Some(segment) = self.user_segment else {
+            return Ok(None);
+        };
+        let decoded = percent_encoding::percent_decode_str(segment)
+            .decode_utf8()
+            .map_err(|_| {
+                ApiError::InvalidQuery(vec![FieldError::new(
+                    "user_id",
+                    "invalid_value",
+                    "user_id must be percent-encoded UTF-8",
+                )])
+            })?;
+        UserId::parse_as("user_id", &decoded)
+            .map(Some)
+            .map_err(ApiError::InvalidQuery)
+    }
+
     /// The matched template, for logs (`/api/{user_id}/tasks/{id}`).
     pub(crate) fn pattern(&self) -> String {
         match self.endpoint {
@@ -136,7 +160,7 @@ pub(crate) fn resolve(path: &str) -> Option<Route<'_>> {
             endpoint: OTHER_PATHS[i].1,
             base: "",
             base_template: 0,
-            path_user: None,
+            user_segment: None,
             task_id: None,
             template: i,
         });
@@ -167,7 +191,7 @@ pub(crate) fn resolve(path: &str) -> Option<Route<'_>> {
         endpoint: TASK_PATHS[template].1,
         base: path[..base_len].trim_end_matches('/'),
         base_template,
-        path_user: user.map(|u| percent_encoding::percent_decode_str(u).decode_utf8_lossy()),
+        user_segment: user,
         task_id,
         template,
     })
@@ -182,7 +206,7 @@ mod tests {
         (
             r.endpoint,
             r.base,
-            r.path_user.map(|u| u.into_owned()),
+            r.path_user().unwrap().map(|u| u.as_str().to_owned()),
             r.task_id,
         )
     }
@@ -224,6 +248,32 @@ mod tests {
     #[test]
     fn user_segment_is_percent_decoded() {
         assert_eq!(route("/api/a%40b.c/tasks").2.as_deref(), Some("a@b.c"));
+    }
+
+    #[test]
+    fn a_user_segment_that_is_not_a_user_id_is_an_invalid_parameter() {
+        let long = format!("/api/{}/tasks", "u".repeat(129));
+        for path in [
+            "/api/u%00/tasks",
+            "/api/v1/u%7F/tasks",
+            "/api/%C2%85/tasks",
+            "/api/%FF/tasks",
+            &long,
+        ] {
+            let r = resolve(path).unwrap_or_else(|| panic!("{path} should route"));
+            match r.path_user() {
+                Err(ApiError::InvalidQuery(e)) => assert!(e.iter().all(|e| e.field == "user_id")),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        let both = format!("/api/{}%00/tasks", "u".repeat(128));
+        match resolve(&both).unwrap().path_user() {
+            Err(ApiError::InvalidQuery(e)) => assert_eq!(
+                e.iter().map(|e| e.code).collect::<Vec<_>>(),
+                ["too_long", "control_character"]
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::time::{DueDate, Timestamp};
-use crate::validation::FieldError;
+use crate::validation::{FieldError, has_control, is_control};
 
 /// Longest title, in Unicode scalar values after trimming.
 pub const TITLE_MAX_CHARS: usize = 200;
@@ -19,7 +19,8 @@ pub const DESCRIPTION_MAX_CHARS: usize = 2000;
 /// Longest user id (`sub`), in Unicode scalar values.
 pub const USER_ID_MAX_CHARS: usize = 128;
 
-/// The id of a user: the token's `sub`, a non-empty string of at most 128 characters.
+/// The id of a user: the token's `sub`, a string of 1 to 128 characters without control
+/// characters.
 ///
 /// ```
 /// use task_api_core::UserId;
@@ -27,18 +28,47 @@ pub const USER_ID_MAX_CHARS: usize = 128;
 /// assert_eq!(id.as_str(), "u_8f2c");
 /// assert!(UserId::parse("").is_none());
 /// assert!(UserId::parse(&"x".repeat(129)).is_none());
+/// assert!(UserId::parse("u\u{0}1").is_none()); // NUL, or any other control character
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct UserId(String);
 
 impl UserId {
-    /// A user id, if `s` is 1 to 128 characters long.
+    /// A user id, if `s` is 1 to 128 characters long and holds no control character.
     pub fn parse(s: &str) -> Option<Self> {
+        Self::parse_as("sub", s).ok()
+    }
+
+    /// `s` as a user id, or every problem with it, each naming `field` (a path's `user_id`).
+    pub(crate) fn parse_as(field: &'static str, s: &str) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
         let n = s.chars().count();
-        (1..=USER_ID_MAX_CHARS)
-            .contains(&n)
-            .then(|| UserId(s.to_owned()))
+        if n == 0 {
+            errors.push(FieldError::new(
+                field,
+                "blank",
+                format!("{field} must not be empty"),
+            ));
+        } else if n > USER_ID_MAX_CHARS {
+            errors.push(FieldError::new(
+                field,
+                "too_long",
+                format!("{field} must be 1 to 128 characters"),
+            ));
+        }
+        if has_control(s) {
+            errors.push(FieldError::new(
+                field,
+                "control_character",
+                format!("{field} must not contain control characters"),
+            ));
+        }
+        if errors.is_empty() {
+            Ok(UserId(s.to_owned()))
+        } else {
+            Err(errors)
+        }
     }
 
     /// The id as given.
@@ -161,7 +191,7 @@ impl Title {
                 "title must be 1 to 200 characters",
             ));
         }
-        if t.chars().any(char::is_control) {
+        if has_control(t) {
             errors.push(FieldError::new(
                 "title",
                 "control_character",
@@ -213,7 +243,7 @@ impl Description {
             ));
         }
         if t.chars()
-            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+            .any(|c| is_control(c) && !matches!(c, '\t' | '\n' | '\r'))
         {
             errors.push(FieldError::new(
                 "description",

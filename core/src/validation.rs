@@ -46,6 +46,21 @@ impl FieldError {
     }
 }
 
+/// Whether `c` is a control character: the one definition for every text a request brings
+/// (titles, descriptions, `q`, cursors, user ids, emails). It is Unicode category Cc: C0
+/// (U+0000 to U+001F, NUL included), DEL (U+007F) and C1 (U+0080 to U+009F). C1 characters
+/// are refused like C0 ones: they are invisible, terminals act on some of them (U+009B is
+/// CSI), and no text a person types needs them. PostgreSQL refuses NUL in text outright, so
+/// none of these ever reaches a store.
+pub(crate) fn is_control(c: char) -> bool {
+    c.is_control()
+}
+
+/// Whether `s` holds a control character ([`is_control`]).
+pub(crate) fn has_control(s: &str) -> bool {
+    s.chars().any(is_control)
+}
+
 /// Fields the server owns: ignored when a client sends a task back.
 const SERVER_OWNED: [&str; 5] = ["id", "user_id", "created_at", "updated_at", "completed_at"];
 
@@ -258,6 +273,19 @@ mod tests {
 
     fn pair(f: &str, c: &'static str) -> (String, &'static str) {
         (f.to_owned(), c)
+    }
+
+    #[test]
+    fn control_characters_are_c0_del_and_c1() {
+        for c in [
+            '\0', '\t', '\n', '\u{1f}', '\u{7f}', '\u{80}', '\u{85}', '\u{9f}',
+        ] {
+            assert!(is_control(c), "{c:?}");
+        }
+        for c in [' ', '~', '\u{a0}', '\u{200b}', '\u{2028}', 'é'] {
+            assert!(!is_control(c), "{c:?}");
+        }
+        assert!(has_control("a\u{0}b") && !has_control("a b"));
     }
 
     #[test]

@@ -288,6 +288,45 @@ fn invalid_emails_and_passwords_are_422_with_every_problem() {
 }
 
 #[test]
+fn an_email_too_long_once_lower_cased_is_422() {
+    let a = Accounts::new();
+    // 135 characters as sent; "İ" lower-cases to two characters, so 265 once folded, over
+    // the 254 that the stored (folded) form may have.
+    let email = format!("{}@a.co", "İ".repeat(130));
+    for r in [a.register(&email, PASSWORD), a.login(&email, PASSWORD)] {
+        assert_eq!(r.status, 422);
+        assert_eq!(
+            r.field_errors(),
+            [("email".to_owned(), "invalid_email".to_owned())]
+        );
+    }
+    // At the limit once folded, it is an address like any other.
+    let email = format!("{}@a.co", "İ".repeat(124));
+    assert_eq!(a.register(&email, PASSWORD).status, 201);
+    assert_eq!(a.login(&email.to_lowercase(), PASSWORD).status, 200);
+}
+
+#[test]
+fn an_email_with_a_control_character_is_422() {
+    let a = Accounts::new();
+    for email in [
+        "ann\u{0}@example.com",
+        "ann@exam\u{1f}ple.com",
+        "ann\u{7f}@example.com",
+        "ann@example.com\u{9b}x",
+    ] {
+        for r in [a.register(email, PASSWORD), a.login(email, PASSWORD)] {
+            assert_eq!(r.status, 422, "{email:?}");
+            assert_eq!(
+                r.field_errors(),
+                [("email".to_owned(), "invalid_email".to_owned())],
+                "{email:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn bodies_must_be_json() {
     let a = Accounts::new();
     let r = a.app.send(

@@ -223,6 +223,46 @@ fn percent_encoded_path_user_is_compared_decoded() {
 }
 
 #[test]
+fn token_whose_sub_has_a_control_character_is_401() {
+    let app = TestApp::new();
+    for sub in ["u\u{0}1", "u\u{1b}1", "u\u{7f}", "u\u{85}1", "\u{9b}u"] {
+        let r = app.call("GET", "/api/tasks", Some(sub), None);
+        assert_eq!(r.status, 401, "{sub:?}");
+        let h = r.header("www-authenticate").unwrap();
+        assert!(h.contains("error=\"invalid_token\""), "{sub:?}: {h}");
+        assert!(h.contains("sub"), "{sub:?}: {h}");
+    }
+}
+
+#[test]
+fn path_user_that_is_not_a_user_id_is_400_naming_user_id() {
+    let app = TestApp::new();
+    let long = "u".repeat(129);
+    // NUL, another C0 control, DEL, C1 controls, bytes that are not UTF-8, too long.
+    for user in [
+        "u%001",
+        "u%1B1",
+        "u%7F",
+        "u%C2%80",
+        "u%C2%9F1",
+        "u%FF",
+        long.as_str(),
+    ] {
+        for base in ["/api", "/api/v1"] {
+            let path = format!("{base}/{user}/tasks");
+            let r = app.call("GET", &path, Some("u1"), None);
+            assert_eq!(
+                (r.status, r.json["code"].clone()),
+                (400, json!("invalid_parameter")),
+                "{path:.40}"
+            );
+            let fields: Vec<String> = r.field_errors().into_iter().map(|(f, _)| f).collect();
+            assert_eq!(fields, ["user_id"], "{path:.40}");
+        }
+    }
+}
+
+#[test]
 fn short_secret_refuses_task_routes_with_500_naming_the_setting() {
     let app = TestApp::with_config(&[("jwt_secret", "short")]);
     let r = app.call("GET", "/api/tasks", Some("u1"), None);
@@ -436,6 +476,43 @@ fn malformed_json_is_400() {
             "{body:?}"
         );
     }
+}
+
+#[test]
+fn nul_in_title_or_description_is_422_naming_the_field() {
+    let app = TestApp::new();
+    let body = json!({"title": "a\u{0}b", "description": "c\u{0}d"});
+    let r = app.call("POST", "/api/tasks", Some("u1"), Some(body.clone()));
+    assert_eq!(r.status, 422);
+    let mut errors = r.field_errors();
+    errors.sort();
+    let expected = [
+        ("description".to_owned(), "control_character".to_owned()),
+        ("title".to_owned(), "control_character".to_owned()),
+    ];
+    assert_eq!(errors, expected);
+    let id = app.create("u1", json!({"title": "ok"})).id();
+    let r = app.call("PATCH", &format!("/api/tasks/{id}"), Some("u1"), Some(body));
+    let mut errors = r.field_errors();
+    errors.sort();
+    assert_eq!((r.status, errors), (422, expected.to_vec()));
+    assert_eq!(app.list("u1", "").json["data"][0]["title"], "ok");
+}
+
+#[test]
+fn body_that_the_host_could_not_read_completely_is_400_and_stores_nothing() {
+    let app = TestApp::new();
+    let request = Request::post("/api/tasks")
+        .header("authorization", format!("Bearer {}", app.token("u1")))
+        .header("content-type", "application/json")
+        .body(br#"{"title":"only the first half of"}"#.to_vec())
+        .unwrap();
+    let r = app.send_in(request, |ctx| ctx.with_incomplete_body());
+    assert_eq!(
+        (r.status, r.json["code"].clone()),
+        (400, json!("malformed_body"))
+    );
+    assert_eq!(app.list("u1", "").json["meta"]["total"], 0);
 }
 
 #[test]
@@ -1139,6 +1216,113 @@ fn bad_list_parameters_are_400_naming_each() {
 }
 
 #[test]
+fn empty_list_parameter_is_400_naming_it() {
+    let app = TestApp::new();
+    for name in [
+        "status",
+        "priority",
+        "q",
+        "due_before",
+        "due_after",
+        "sort",
+        "limit",
+        "cursor",
+    ] {
+        for query in [format!("{name}="), name.to_owned(), format!("{name}=%20+")] {
+            let r = app.call("GET", &format!("/api/tasks?{query}"), Some("u1"), None);
+            assert_eq!(
+                (r.status, r.json["code"].clone()),
+                (400, json!("invalid_parameter")),
+                "{query}"
+            );
+            assert_eq!(
+                r.field_errors(),
+                [(name.to_owned(), "blank".to_owned())],
+                "{query}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_parameters_are_ignored_even_when_empty() {
+    let app = TestApp::new();
+    app.create("u1", json!({"title": "x"}));
+    assert_eq!(
+        app.list("u1", "_=&cachebuster&status=pending").json["meta"]["total"],
+        1
+    );
+}
+
+#[test]
+fn search_with_a_control_character_is_400_naming_q() {
+    let app = TestApp::new();
+    app.create("u1", json!({"title": "milk"}));
+    // NUL, other C0 controls, DEL and C1 controls (NEL, CSI) inside the text.
+    for q in [
+        "%00",
+        "mi%00lk",
+        "a%07",
+        "a%1Fb",
+        "a%7F",
+        "a%C2%85b",
+        "%C2%9Bmilk",
+    ] {
+        let r = app.call("GET", &format!("/api/tasks?q={q}"), Some("u1"), None);
+        assert_eq!(
+            (r.status, r.json["code"].clone()),
+            (400, json!("invalid_parameter")),
+            "{q}"
+        );
+        assert_eq!(
+            r.field_errors(),
+            [("q".to_owned(), "control_character".to_owned())],
+            "{q}"
+        );
+    }
+}
+
+#[test]
+fn cursor_with_a_control_character_in_its_title_is_400_naming_cursor() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let app = TestApp::new();
+    for t in ["a", "b"] {
+        app.create("u1", json!({"title": t}));
+    }
+    let issued = app.list("u1", "limit=1&sort=title").json["meta"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(&issued).unwrap()).unwrap();
+    let (head, title) = raw.rsplit_once('|').unwrap();
+    assert_eq!(title, "a", "the cursor ends with the folded title");
+    for forged in ["a\u{0}", "\u{7}", "a\u{7f}", "\u{9b}"] {
+        let cursor = URL_SAFE_NO_PAD.encode(format!("{head}|{forged}"));
+        let r = app.call(
+            "GET",
+            &format!("/api/tasks?limit=1&sort=title&cursor={cursor}"),
+            Some("u1"),
+            None,
+        );
+        assert_eq!(r.status, 400, "{forged:?}");
+        assert_eq!(r.field_errors()[0].0, "cursor", "{forged:?}");
+    }
+}
+
+#[test]
+fn forged_cursors_are_400_naming_cursor_or_a_page_of_ones_own_tasks() {
+    let app = support::hostile::app(task_api_core::MemoryStore::new());
+    support::hostile::forged_cursors_are_400_or_a_page_of_ones_own_tasks(&app);
+}
+
+#[test]
+fn any_search_text_is_400_naming_q_or_a_page_of_ones_own_tasks() {
+    let app = support::hostile::app(task_api_core::MemoryStore::new());
+    support::hostile::any_search_text_is_400_naming_q_or_a_page_of_ones_own_tasks(&app);
+}
+
+#[test]
 fn cursor_from_another_query_is_400() {
     let app = TestApp::new();
     for i in 0..3 {
@@ -1358,6 +1542,29 @@ fn invalid_idempotency_key_is_400() {
             "{key:.10}"
         );
     }
+    assert_eq!(app.list("u1", "").json["meta"]["total"], 0);
+}
+
+#[test]
+fn idempotency_key_with_a_control_character_is_400() {
+    let app = TestApp::new();
+    let r = app.call_with(
+        "POST",
+        "/api/tasks",
+        Some("u1"),
+        Some(json!({"title": "a"})),
+        &[("idempotency-key", "k\t1")],
+    );
+    assert_eq!(
+        (r.status, r.json["code"].clone()),
+        (400, json!("invalid_header"))
+    );
+    assert!(
+        r.json["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key")
+    );
     assert_eq!(app.list("u1", "").json["meta"]["total"], 0);
 }
 

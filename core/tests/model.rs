@@ -491,9 +491,9 @@ impl ListSpec {
             .priorities
             .as_ref()
             .is_none_or(|ps| ps.contains(&t.priority));
-        // An empty (or blank) parameter is the same as none.
         let search = match self.search.as_deref().map(str::trim) {
-            None | Some("") => true,
+            None => true,
+            Some("") => unreachable!("a blank q is refused before any task is matched"),
             Some(s) => {
                 let s = s.to_lowercase();
                 t.title.to_lowercase().contains(&s)
@@ -509,6 +509,15 @@ impl ListSpec {
                 .is_some_and(|d| before.is_none_or(|b| d <= b) && after.is_none_or(|a| d >= a)),
         };
         status && priority && search && due
+    }
+
+    /// The parameter the service refuses, if any: an empty (or blank) value is a 400, not
+    /// the same as leaving the parameter out.
+    fn refused_parameter(&self) -> Option<&'static str> {
+        self.search
+            .as_deref()
+            .is_some_and(|s| s.trim().is_empty())
+            .then_some("q")
     }
 }
 
@@ -872,6 +881,22 @@ impl Harness {
     /// Walks every page of a list and compares the walk with the model.
     fn list(&mut self, user: usize, base: Base, spec: &ListSpec) {
         let base_path = base.path(USERS[user]);
+        if let Some(name) = spec.refused_parameter() {
+            let uri = format!("{base_path}/tasks?{}", spec.query(None));
+            let reply = self.send(user, Method::GET, &uri, None);
+            assert_eq!(reply.status, 400, "{uri}: {reply:?}");
+            assert_eq!(reply.json()["code"], "invalid_parameter", "{uri}");
+            assert_eq!(
+                reply.json()["errors"],
+                json!([{
+                    "field": name,
+                    "code": "blank",
+                    "message": format!("{name} must not be empty: leave the parameter out instead"),
+                }]),
+                "{uri}"
+            );
+            return;
+        }
         let expected: Vec<Value> = self
             .model
             .expected_list(user, spec)

@@ -11,6 +11,7 @@
 #![cfg(feature = "sql")]
 
 mod store_suite;
+mod support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -233,6 +234,18 @@ async fn fresh() -> Option<(TestSchema, SqlStore<PgExecutor>)> {
 
 store_suite::suite_tests!(fresh);
 store_suite::account_suite_tests!(fresh);
+
+/// The HTTP API over a fresh schema, for the hostile requests. The runtime drives the
+/// connection while the requests are answered on the test's thread.
+type Guard = (TestSchema, tokio::runtime::Runtime);
+
+fn fresh_app() -> Option<(Guard, support::TestApp<SqlStore<PgExecutor>>)> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (schema, store) = runtime.block_on(fresh())?;
+    Some(((schema, runtime), support::hostile::app(store)))
+}
+
+support::hostile::hostile_tests!(fresh_app);
 
 #[tokio::test]
 async fn migrations_apply_once() {

@@ -3,6 +3,7 @@
 #![cfg(feature = "sql")]
 
 mod store_suite;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -137,6 +138,14 @@ async fn fresh() -> Option<(TempDb, SqlStore<SqliteExecutor>)> {
 
 store_suite::suite_tests!(fresh);
 store_suite::account_suite_tests!(fresh);
+
+/// The HTTP API over a fresh database, for the hostile requests.
+fn fresh_app() -> Option<(TempDb, support::TestApp<SqlStore<SqliteExecutor>>)> {
+    let (db, store) = pollster::block_on(fresh())?;
+    Some((db, support::hostile::app(store)))
+}
+
+support::hostile::hostile_tests!(fresh_app);
 
 #[tokio::test]
 async fn migrations_apply_once() {

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of these helpers
 
+pub mod hostile;
+
 use std::cell::Cell;
 
 use http::{Request, Response};
