@@ -104,7 +104,11 @@ pub fn insert_statement(
     now: crate::Timestamp,
 ) -> (String, Vec<SqlValue>) {
     let st = statements::insert_task(dialect, user, task, now);
-    (st.sql, st.params)
+    match dialect {
+        // As sent: behind the guard against empty results (`query_guarded`).
+        Dialect::Postgres => (guarded(&st.sql), st.params),
+        Dialect::Sqlite => (st.sql, st.params),
+    }
 }
 
 /// A parameter or column value, as exchanged with an [`Executor`].
@@ -319,6 +323,14 @@ fn scrub_credentials(text: &str) -> String {
     scrubbed
 }
 
+/// `sql` (PostgreSQL) wrapped so that it returns at least one row; see [`query_guarded`].
+fn guarded(sql: &str) -> String {
+    format!(
+        "WITH guarded AS ({sql}) SELECT g.* FROM (SELECT 1) AS one \
+         LEFT JOIN (SELECT true AS present, guarded.* FROM guarded) AS g ON true"
+    )
+}
+
 /// Runs a statement that returns rows, such that the statement PostgreSQL sees always
 /// returns at least one: Spin 4.0.x never answers a PostgreSQL query whose result has no
 /// rows (spinframework/spin#3671, a regression in 4.0.0), and the request, its pooled
@@ -345,11 +357,7 @@ pub(crate) async fn query_guarded<E: Executor>(
     if dialect == Dialect::Sqlite {
         return executor.query(sql, params).await;
     }
-    let wrapped = format!(
-        "WITH guarded AS ({sql}) SELECT g.* FROM (SELECT 1) AS one \
-         LEFT JOIN (SELECT true AS present, guarded.* FROM guarded) AS g ON true"
-    );
-    let mut rows = executor.query(&wrapped, params).await?;
+    let mut rows = executor.query(&guarded(sql), params).await?;
     rows.retain(|row| matches!(row.first(), Some(SqlValue::Bool(true))));
     for row in &mut rows {
         row.remove(0);

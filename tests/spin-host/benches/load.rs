@@ -9,13 +9,26 @@
 //! component ÷ direct, which is the figure that matters: what the HTTP layer, the Wasm
 //! instance per request, the core and Spin's Postgres interface cost over the SQL itself.
 //!
+//! The same two operations then run against the component on SQLite (a fresh file, in WAL
+//! mode once migrated).
+//!
+//! Before any load, it prints the component's size and, for each store and route, the host
+//! calls one request makes by kind (the test host's `x-host-calls`), and checks the budgets
+//! of the two hot routes: one database statement, one log write, no key-value call, no
+//! outbound HTTP, and only the six variables they use. Over budget, it fails.
+//!
+//! With `LOAD_BASELINE_WASM=<path to an older task_api_spin.wasm>`, every component figure is
+//! measured for that build too, phase by phase in the same run, with the ratio new ÷ old.
+//!
 //! ```text
 //! cargo bench -p spin-test-host --bench load            # LOAD_SECS=10 by default
 //! LOAD_SECS=5 LOAD_CLIENTS=32 cargo bench -p spin-test-host --bench load
+//! LOAD_BASELINE_WASM=/tmp/old.wasm LOAD_SECS=6 cargo bench -p spin-test-host --bench load
 //! ```
 //!
-//! It needs PostgreSQL (`TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`)
-//! and works in a fresh schema that it drops at the end.
+//! It needs PostgreSQL (`TEST_DATABASE_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`) and works in fresh schemas that
+//! it drops at the end.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,8 +39,10 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt as _, Full};
 use jwt_simple::prelude::{Claims, HS256Key, MACLike};
-use spin_test_host::Host;
+use std::path::{Path, PathBuf};
+
 use spin_test_host::fixtures::{PgSchema, TempDir, database_url};
+use spin_test_host::{Host, LogSink, RunningHost};
 use task_api_core::sql::{Dialect, SqlValue, insert_statement, list_statement};
 use task_api_core::{ListQuery, NewTask, Timestamp, Title, UserId};
 use tokio_postgres::types::{ToSql, Type};
@@ -211,18 +226,141 @@ async fn pg_run(
     client.query(&statement, &refs).await.expect("query");
 }
 
-fn report(name: &str, component: &Measured, direct: &Measured) {
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "{name:<8} component {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms | direct SQL {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms | ratio {:>5.1}%",
-        component.rate(),
-        ms(component.p50),
-        ms(component.p99),
-        direct.rate(),
-        ms(direct.p50),
-        ms(direct.p99),
-        100.0 * component.rate() / direct.rate(),
-    );
+/// The routes whose host calls are printed, with the budgets of the hot ones.
+const ROUTES: [(&str, &str, &str, Option<u32>); 5] = [
+    ("list-20", "GET", "/api/tasks?limit=20", Some(6)),
+    ("create", "POST", "/api/tasks", Some(6)),
+    ("list+Origin", "GET", "/api/tasks?limit=20", Some(7)),
+    ("get 404", "GET", "/api/tasks/999999999", None),
+    ("health", "GET", "/health", None),
+];
+
+/// A component served on one store, with what must live as long as it.
+struct Served {
+    running: RunningHost,
+    _host: Host,
+    _dir: TempDir,
+    _schema: Option<PgSchema>,
+}
+
+/// Serves `wasm` on PostgreSQL (a fresh schema) or SQLite (a fresh file).
+async fn serve(wasm: &Path, postgres: bool, clients: u64, count_host_calls: bool) -> Served {
+    let dir = TempDir::new("load");
+    let mut builder = Host::builder()
+        .wasm(wasm)
+        .process_env(false)
+        .variable("jwt_secret", SECRET)
+        .variable("cors_origins", "https://app.example")
+        .sqlite_dir(dir.path())
+        .count_host_calls(count_host_calls)
+        // The tests hold the current build to strict mode; a baseline build from before
+        // the zero-row guard must still migrate its fresh schema here.
+        .strict_postgres(false)
+        // The component's log lines are dropped: writing tens of thousands a second to a
+        // terminal would measure the terminal.
+        .log_sink(LogSink::new(|_| {}))
+        .max_instances(u32::try_from(clients * 2).unwrap_or(64));
+    let schema = if postgres {
+        let schema = PgSchema::create("load")
+            .await
+            .expect("PostgreSQL for the benchmark");
+        builder = builder
+            .variable("database_url", schema.component_url())
+            .variable("database_host", schema.database_host());
+        Some(schema)
+    } else {
+        None
+    };
+    let host = builder.build().expect("the host starts");
+    let running = host.serve("127.0.0.1:0").await.expect("the host listens");
+    // Seed through the component (which also applies the migrations).
+    let mut seeder = http_connection(running.addr).await;
+    let create = create_request(running.addr);
+    for n in 0..SEEDED as u64 {
+        http_call(&mut seeder, create(u64::MAX, n), 201).await;
+    }
+    Served {
+        running,
+        _host: host,
+        _dir: dir,
+        _schema: schema,
+    }
+}
+
+fn list_request(addr: SocketAddr) -> MakeRequest {
+    let auth = format!("Bearer {}", token());
+    Arc::new(move |_, _| {
+        Request::get("/api/tasks?limit=20")
+            .header("host", addr.to_string())
+            .header("authorization", auth.as_str())
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    })
+}
+
+fn create_request(addr: SocketAddr) -> MakeRequest {
+    let auth = format!("Bearer {}", token());
+    Arc::new(move |w, n| {
+        Request::post("/api/tasks")
+            .header("host", addr.to_string())
+            .header("authorization", auth.as_str())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(format!(
+                r#"{{"title":"load {w}-{n}","priority":"low"}}"#
+            ))))
+            .unwrap()
+    })
+}
+
+/// Prints one request's host calls per route on each store, and returns the budget
+/// overruns of `wasm` (none expected of the current build).
+async fn host_calls(label: &str, wasm: &Path) -> Vec<String> {
+    let mut over = Vec::new();
+    for postgres in [false, true] {
+        let store = if postgres { "PostgreSQL" } else { "SQLite" };
+        let served = serve(wasm, postgres, 1, true).await;
+        for (name, method, path, budget) in ROUTES {
+            let mut request = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("authorization", format!("Bearer {}", token()));
+            let body = if method == "POST" {
+                request = request.header("content-type", "application/json");
+                br#"{"title":"counted"}"#.to_vec()
+            } else {
+                Vec::new()
+            };
+            if name.contains("Origin") {
+                request = request.header("origin", "https://app.example");
+            }
+            let response = served
+                .running
+                .send(request.body(body).unwrap())
+                .await
+                .expect("a response");
+            let calls = response.host_calls().expect("counted host calls");
+            println!("  {label:<8} {store:<10} {name:<12} {calls}");
+            let Some(variables) = budget else { continue };
+            let statements = calls.pg_query + calls.pg_execute + calls.sqlite_execute;
+            if statements != 1
+                || calls.stderr != 1
+                || calls.kv != 0
+                || calls.http != 0
+                || calls.variables > variables
+            {
+                over.push(format!(
+                    "{label} {store} {name}: {calls} (budget: 1 statement, 1 stderr write, \
+                     0 kv, 0 http, at most {variables} variables)"
+                ));
+            }
+        }
+        served.running.shutdown().await;
+    }
+    over
+}
+
+fn size_of(wasm: &Path) -> u64 {
+    std::fs::metadata(wasm).map(|m| m.len()).unwrap_or(0)
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -230,54 +368,37 @@ async fn main() {
     // `cargo bench` passes `--bench`; this benchmark takes no arguments of its own.
     let secs = env_number("LOAD_SECS", 10);
     let clients = env_number("LOAD_CLIENTS", 32);
-    let schema = PgSchema::create("load")
-        .await
-        .expect("PostgreSQL for the benchmark");
-    let dir = TempDir::new("load");
-    let host = Host::builder()
-        .wasm(spin_test_host::build_component())
-        .process_env(false)
-        .variable("jwt_secret", SECRET)
-        .variable("database_url", schema.component_url())
-        .variable("database_host", schema.database_host())
-        .sqlite_dir(dir.path())
-        .max_instances(u32::try_from(clients * 2).unwrap_or(64))
-        .build()
-        .expect("the host starts");
-    let running = host.serve("127.0.0.1:0").await.expect("the host listens");
-    let addr = running.addr;
-    let auth = Arc::new(format!("Bearer {}", token()));
+    let current = spin_test_host::build_component();
+    let baseline = std::env::var_os("LOAD_BASELINE_WASM").map(PathBuf::from);
+    let mut builds = vec![("current", current.clone())];
+    builds.extend(baseline.map(|b| ("baseline", b)));
 
-    let list_request: MakeRequest = {
-        let auth = auth.clone();
-        Arc::new(move |_, _| {
-            Request::get("/api/tasks?limit=20")
-                .header("host", addr.to_string())
-                .header("authorization", auth.as_str())
-                .body(Full::new(Bytes::new()))
-                .unwrap()
-        })
-    };
-    let create_request: MakeRequest = {
-        let auth = auth.clone();
-        Arc::new(move |w, n| {
-            Request::post("/api/tasks")
-                .header("host", addr.to_string())
-                .header("authorization", auth.as_str())
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(format!(
-                    r#"{{"title":"load {w}-{n}","priority":"low"}}"#
-                ))))
-                .unwrap()
-        })
-    };
-
-    // Seed through the component (which also applies the migrations).
-    let mut seeder = http_connection(addr).await;
-    for n in 0..SEEDED as u64 {
-        http_call(&mut seeder, create_request(u64::MAX, n), 201).await;
+    println!(
+        "load: {clients} clients, {secs} s per phase; components served by spin-test-host ({} build), one instance per request",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+    );
+    for (label, wasm) in &builds {
+        println!("component size ({label}): {} bytes", size_of(wasm));
+    }
+    println!("host calls of one request:");
+    let mut over = Vec::new();
+    for (label, wasm) in &builds {
+        let overruns = host_calls(label, wasm).await;
+        if *label == "current" {
+            over = overruns;
+        }
     }
 
+    let over_http = |addr: SocketAddr, make: MakeRequest, expected: u16| {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        phase(clients, move |w| {
+            tokio::spawn(http_worker(addr, w, deadline, make.clone(), expected))
+        })
+    };
     let user = UserId::parse(USER).expect("a user id");
     let query = ListQuery::parse("limit=20").expect("a query");
     let list_sql: MakeStatement = {
@@ -289,18 +410,38 @@ async fn main() {
         let now = Timestamp::from_system_time(std::time::SystemTime::now());
         insert_statement(Dialect::Postgres, &user, &NewTask::new(title), now)
     });
-
-    let over_http = |make: &MakeRequest, expected: u16| {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        let make = make.clone();
-        phase(clients, move |w| {
-            tokio::spawn(http_worker(addr, w, deadline, make.clone(), expected))
-        })
-    };
     let url = database_url();
+
+    // PostgreSQL: each build, then the same statements directly, on the same schema.
+    let mut figures: Vec<(String, Measured)> = Vec::new();
+    let direct_schema = PgSchema::create("loaddirect")
+        .await
+        .expect("PostgreSQL for the benchmark");
+    {
+        // The direct phases need the tables: migrate the schema through a component.
+        let exec = task_api_core::sql::migrate(
+            &DirectExecutor::connect(&url, direct_schema.name()).await,
+            Dialect::Postgres,
+        )
+        .await;
+        exec.expect("migrations");
+    }
+    for (label, wasm) in &builds {
+        let served = serve(wasm, true, clients, false).await;
+        let addr = served.running.addr;
+        figures.push((
+            format!("pg list-20 {label}"),
+            over_http(addr, list_request(addr), 200).await,
+        ));
+        figures.push((
+            format!("pg create {label}"),
+            over_http(addr, create_request(addr), 201).await,
+        ));
+        served.running.shutdown().await;
+    }
     let direct = |make: &MakeStatement| {
         let deadline = Instant::now() + Duration::from_secs(secs);
-        let (make, url, name) = (make.clone(), url.clone(), schema.name().to_owned());
+        let (make, url, name) = (make.clone(), url.clone(), direct_schema.name().to_owned());
         phase(clients, move |w| {
             tokio::spawn(pg_worker(
                 url.clone(),
@@ -311,21 +452,124 @@ async fn main() {
             ))
         })
     };
-
-    println!(
-        "load: {clients} clients, {secs} s per phase, PostgreSQL schema {}; component served by spin-test-host ({} build), one instance per request",
-        schema.name(),
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
-    );
-    let list_component = over_http(&list_request, 200).await;
     let list_direct = direct(&list_sql).await;
-    let create_component = over_http(&create_request, 201).await;
     let create_direct = direct(&insert_sql).await;
-    report("list-20", &list_component, &list_direct);
-    report("create", &create_component, &create_direct);
-    running.shutdown().await;
+    for (label, wasm) in &builds {
+        let served = serve(wasm, false, clients, false).await;
+        let addr = served.running.addr;
+        figures.push((
+            format!("sqlite list-20 {label}"),
+            over_http(addr, list_request(addr), 200).await,
+        ));
+        figures.push((
+            format!("sqlite create {label}"),
+            over_http(addr, create_request(addr), 201).await,
+        ));
+        served.running.shutdown().await;
+    }
+
+    println!("throughput:");
+    for (name, measured) in &figures {
+        line(name, measured);
+    }
+    line("pg list-20 direct SQL", &list_direct);
+    line("pg create direct SQL", &create_direct);
+    let rate = |name: &str| {
+        figures
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m.rate())
+    };
+    println!("ratios:");
+    for (op, direct) in [("list-20", &list_direct), ("create", &create_direct)] {
+        if let Some(r) = rate(&format!("pg {op} current")) {
+            println!(
+                "  pg {op:<8} component ÷ direct SQL {:>6.1}%",
+                100.0 * r / direct.rate()
+            );
+        }
+    }
+    for store in ["pg", "sqlite"] {
+        for op in ["list-20", "create"] {
+            if let (Some(new), Some(old)) = (
+                rate(&format!("{store} {op} current")),
+                rate(&format!("{store} {op} baseline")),
+            ) {
+                println!("  {store:<6} {op:<8} current ÷ baseline {:>6.2}", new / old);
+            }
+        }
+    }
+    if !over.is_empty() {
+        for o in &over {
+            eprintln!("over budget: {o}");
+        }
+        std::process::exit(1);
+    }
+}
+
+fn line(name: &str, m: &Measured) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "  {name:<28} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} requests)",
+        m.rate(),
+        ms(m.p50),
+        ms(m.p99),
+        m.requests
+    );
+}
+
+/// A plain tokio-postgres connection used to migrate the direct phases' schema.
+struct DirectExecutor(tokio_postgres::Client);
+
+impl DirectExecutor {
+    async fn connect(url: &str, schema: &str) -> DirectExecutor {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("SET search_path TO {schema}"))
+            .await
+            .expect("search_path");
+        DirectExecutor(client)
+    }
+}
+
+impl task_api_core::sql::Executor for DirectExecutor {
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Vec<Vec<SqlValue>>, task_api_core::sql::DbError> {
+        assert!(params.is_empty(), "migrations bind nothing");
+        let rows = self
+            .0
+            .simple_query(sql)
+            .await
+            .map_err(|e| task_api_core::sql::DbError::Other(e.to_string()))?;
+        Ok(rows
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| SqlValue::Text(r.get(i).unwrap_or_default().to_owned()))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<u64, task_api_core::sql::DbError> {
+        assert!(params.is_empty(), "migrations bind nothing");
+        self.0
+            .batch_execute(sql)
+            .await
+            .map(|_| 0)
+            .map_err(|e| task_api_core::sql::DbError::Other(e.to_string()))
+    }
 }
