@@ -265,7 +265,8 @@ pub fn driver_text(text: &str) -> String {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim();
-    let mut out = scrub_credentials(line);
+    let summary = debug_summary(line);
+    let mut out = scrub_credentials(summary.as_deref().unwrap_or(line));
     if out.len() > MAX {
         let mut end = MAX;
         while !out.is_char_boundary(end) {
@@ -275,6 +276,37 @@ pub fn driver_text(text: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// The SQLSTATE and message of a `tokio-postgres` error rendered with `{:?}` (as Spin renders
+/// it for the guest), without the rest: the server's `detail` sits on the same line and
+/// quotes the row a constraint refused ("Key (email_fold)=(ann@example.com) already exists",
+/// "Failing row contains (…, $argon2id$…)"), which holds emails and password hashes.
+///
+/// ```
+/// use task_api_core::sql::driver_text;
+/// let spin = r#"Error { kind: Db, cause: Some(DbError { severity: "ERROR", code: SqlState(E23514), message: "new row for relation \"users\" violates check constraint \"users_email_check\"", detail: Some("Failing row contains (u_1, ann@example.com, $argon2id$v=19$…)"), hint: None }) }"#;
+/// let text = driver_text(spin);
+/// assert_eq!(text, r#"23514: new row for relation "users" violates check constraint "users_email_check""#);
+/// ```
+fn debug_summary(line: &str) -> Option<String> {
+    let start = line.find("message: \"")? + "message: \"".len();
+    let mut message = String::new();
+    let mut chars = line[start..].chars();
+    loop {
+        match chars.next()? {
+            '\\' => message.push(chars.next()?),
+            '"' => break,
+            c => message.push(c),
+        }
+    }
+    let code = line
+        .find("SqlState(E")
+        .and_then(|i| line.get(i + "SqlState(E".len()..i + "SqlState(E".len() + 5));
+    Some(match code {
+        Some(code) => format!("{code}: {message}"),
+        None => message,
+    })
 }
 
 /// `scheme://user:password@` becomes `scheme://user:***@`, and `password=…` in a key-value

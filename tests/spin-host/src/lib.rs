@@ -55,7 +55,7 @@ pub use crate::client::Response;
 pub use crate::guest_output::{LogCapture, LogSink, SinkFn};
 pub use crate::host_calls::{HOST_CALLS_HEADER, HostCalls};
 pub use crate::manifest::App;
-pub use crate::pg::{PgError, PgProbe, PgProbeConnection, STRICT_ZERO_ROWS};
+pub use crate::pg::{PgError, PgProbe, PgProbeConnection, RefusalText, STRICT_ZERO_ROWS};
 pub use wasmtime::{Error, Result};
 
 /// Bindings for the Spin interfaces the component imports, generated from the WIT files
@@ -164,6 +164,7 @@ pub struct HostBuilder {
     compile_cache: Option<PathBuf>,
     test_clock: bool,
     strict_postgres: bool,
+    pg_refusal: pg::RefusalText,
     log_sink: LogSink,
     count_host_calls: bool,
 }
@@ -182,6 +183,7 @@ impl Default for HostBuilder {
             max_instances: 64,
             test_clock: false,
             strict_postgres: true,
+            pg_refusal: pg::RefusalText::default(),
             log_sink: LogSink::stderr(),
             count_host_calls: false,
             compile_cache: Some(workspace_root().join("target/spin-test-host-cache")),
@@ -265,6 +267,14 @@ impl HostBuilder {
     /// answers like Spin before 4.0 (and after the fix): no rows and no columns.
     pub fn strict_postgres(mut self, on: bool) -> Self {
         self.strict_postgres = on;
+        self
+    }
+
+    /// How a PostgreSQL address that `allowed_outbound_hosts` does not allow is refused
+    /// ([`RefusalText`]): as Spin 3.4 and later word it (the default), or as Spin 3.0 to
+    /// 3.3 did, quoting the whole connection string with its password.
+    pub fn pg_refusal_text(mut self, text: RefusalText) -> Self {
+        self.pg_refusal = text;
         self
     }
 
@@ -363,6 +373,7 @@ impl HostBuilder {
             app,
             test_clock: self.test_clock,
             strict_postgres: pg::StrictMode::new(self.strict_postgres),
+            pg_refusal: self.pg_refusal,
             log_sink: self.log_sink.clone(),
             count_host_calls: self.count_host_calls,
         });

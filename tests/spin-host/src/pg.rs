@@ -172,8 +172,25 @@ impl Drop for PgConnection {
     }
 }
 
+/// How the host words its refusal of an address that `allowed_outbound_hosts` does not
+/// allow: Spin 3.4 and later name only `postgres://host:port`; Spin 3.0 to 3.3 quoted the
+/// whole connection string the guest passed, password included
+/// (`address {address} is not permitted`), which a component must not log as it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RefusalText {
+    /// `address postgres://host:port is not permitted`.
+    #[default]
+    HostAndPort,
+    /// `address <the whole connection string> is not permitted`, as Spin 3.0 to 3.3.
+    WholeAddress,
+}
+
 /// Checks every host of a connection string against the allow-list, as Spin does.
-pub fn ensure_allowed(allowed: &AllowedHosts, address: &str) -> Result<(), v3::Error> {
+pub fn ensure_allowed(
+    allowed: &AllowedHosts,
+    address: &str,
+    refusal: RefusalText,
+) -> Result<(), v3::Error> {
     let config: tokio_postgres::Config = address
         .parse()
         .map_err(|e: tokio_postgres::Error| v3::Error::ConnectionFailed(e.to_string()))?;
@@ -195,9 +212,12 @@ pub fn ensure_allowed(allowed: &AllowedHosts, address: &str) -> Result<(), v3::E
                         "spin-test-host: the component tried to connect to postgres://{shown}, \
                          which allowed_outbound_hosts does not allow"
                     );
-                    return Err(v3::Error::ConnectionFailed(format!(
-                        "address postgres://{shown} is not permitted"
-                    )));
+                    return Err(v3::Error::ConnectionFailed(match refusal {
+                        RefusalText::HostAndPort => {
+                            format!("address postgres://{shown} is not permitted")
+                        }
+                        RefusalText::WholeAddress => format!("address {address} is not permitted"),
+                    }));
                 }
             }
             #[cfg(unix)]
@@ -222,8 +242,9 @@ async fn open_client(
     pools: &PgPools,
     allowed: &AllowedHosts,
     address: &str,
+    refusal: RefusalText,
 ) -> Result<deadpool_postgres::Object, v3::Error> {
-    ensure_allowed(allowed, address)?;
+    ensure_allowed(allowed, address, refusal)?;
     let pool = pools
         .pool(address)
         .context("establishing PostgreSQL connection pool")
@@ -296,7 +317,13 @@ impl v3::Host for State {}
 impl v3::HostConnection for State {
     async fn open(&mut self, address: String) -> Result<Resource<PgConnection>, v3::Error> {
         self.calls.add(Call::PgConnect);
-        let client = open_client(&self.shared.pg, &self.shared.app.allowed_hosts, &address).await?;
+        let client = open_client(
+            &self.shared.pg,
+            &self.shared.app.allowed_hosts,
+            &address,
+            self.shared.pg_refusal,
+        )
+        .await?;
         self.table
             .push(PgConnection {
                 client: Some(client),
@@ -417,7 +444,8 @@ impl PgProbe {
 
     /// The guest's `connection.open(address)`.
     pub async fn open(&self, address: &str) -> Result<PgProbeConnection<'_>, PgError> {
-        let client = open_client(&self.pools, &self.allowed, address).await?;
+        let client =
+            open_client(&self.pools, &self.allowed, address, RefusalText::default()).await?;
         Ok(PgProbeConnection {
             probe: self,
             client,

@@ -23,6 +23,8 @@ pub struct Shared {
     pub test_clock: bool,
     /// Strict zero-row mode for PostgreSQL queries (`HostBuilder::strict_postgres`).
     pub strict_postgres: StrictMode,
+    /// How a refused PostgreSQL address is worded (`HostBuilder::pg_refusal_text`).
+    pub pg_refusal: crate::pg::RefusalText,
     /// Where the guests' stdout and stderr go (`HostBuilder::log_sink`).
     pub log_sink: LogSink,
     /// Whether responses carry `x-host-calls` (`HostBuilder::count_host_calls`).

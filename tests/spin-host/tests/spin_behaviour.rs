@@ -412,3 +412,45 @@ async fn list_and_create_stay_within_their_host_call_budgets_on_sqlite() {
 async fn list_and_create_stay_within_their_host_call_budgets_on_postgres() {
     list_and_create_stay_within_their_host_call_budgets(true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_database_address_never_puts_its_password_in_a_log_line() {
+    // Spin 3.0 to 3.3 refuse an address that allowed_outbound_hosts does not list with the
+    // whole connection string, password included; /health/ready, which needs no token and
+    // which probes poll, reaches it.
+    let dir = TempDir::new("spin-behaviour-refused");
+    let log = LogCapture::new();
+    let host = Host::builder()
+        .wasm(spin_test_host::build_component())
+        .process_env(false)
+        .variable("jwt_secret", SECRET)
+        .variable(
+            "database_url",
+            "postgres://ann:hunter2-secret@db.internal.example:5432/tasks?sslmode=disable",
+        )
+        .sqlite_dir(dir.path())
+        .log_sink(log.sink())
+        .pg_refusal_text(spin_test_host::RefusalText::WholeAddress)
+        .build()
+        .expect("the host starts");
+    let running = host.serve("127.0.0.1:0").await.expect("the host listens");
+    for (path, user) in [("/health/ready", None), ("/api/tasks", Some("ann"))] {
+        let r = call(running.addr, "GET", path, user, None, &[]).await;
+        assert_eq!(r.status, 500, "{path}: {}", r.text());
+        let problem = json_of(&r);
+        assert_eq!(problem["code"], "configuration_error", "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("database_host")
+        );
+        assert!(!r.text().contains("hunter2"), "{}", r.text());
+    }
+    let text = log.text();
+    assert!(
+        text.contains("is not permitted"),
+        "the cause is logged: {text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+}
