@@ -12,7 +12,6 @@ mod db;
 mod jwks;
 mod log;
 mod settings;
-mod throttle;
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -44,7 +43,7 @@ async fn serve(request: IncomingRequest, out: ResponseOutparam) {
     let db = SpinDb::new(settings.database.clone());
     let store =
         SqlStore::new(db, settings.database.dialect()).with_auto_migrate(settings.auto_migrate);
-    let api = Api::with_config_result(store, config).with_throttle(throttle::KvThrottle::default());
+    let api = Api::with_config_result(store, config);
     let mut context = RequestContext::new(now, fresh_request_id()).with_entropy(entropy());
     if let Some(addr) = client_addr(request.headers()) {
         context = context.with_client_addr(addr);

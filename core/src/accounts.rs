@@ -3,8 +3,19 @@
 //!
 //! The core does no I/O here either: the host hands each request 32 bytes of entropy
 //! ([`crate::RequestContext::with_entropy`]) for salts and user ids, the client's address
-//! ([`crate::RequestContext::with_client_addr`]) for the per-address login limit, a store that
-//! keeps users ([`AccountStore`]) and a counter store for the throttle ([`LoginThrottle`]).
+//! ([`crate::RequestContext::with_client_addr`]) for the per-address limits, and a store that
+//! keeps users and the throttle's counters ([`AccountStore`]).
+//!
+//! **The throttle counts before it hashes.** Each login first counts itself, atomically, under
+//! its email's and its client address's keys ([`AccountStore::count_attempt`]); once a count
+//! is over its limit the attempt is refused with a 429 and never reaches Argon2. A login that
+//! succeeds takes its count back ([`AccountStore::forgive_attempt`]), so only failures add
+//! up. Counting first is what bounds parallel guessing: fifty wrong passwords sent at once
+//! for one email get at most [`MAX_FAILED_LOGINS_PER_EMAIL`] password checks, not fifty.
+//! Registrations count under their client address the same way, and are not forgiven (each
+//! costs a hash and may create an account). The counters live in the account store, so that
+//! every instance of the service shares them (a SQL store keeps them in a table, with their
+//! expiry).
 //!
 //! Passwords are hashed with Argon2id at `m = 19456 KiB, t = 2, p = 1` (OWASP's minimum
 //! recommendation, [`PasswordCost::DEFAULT`]): about 19 MiB per hash, which fits a Wasm
@@ -13,9 +24,7 @@
 //! hashes verifiable.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
 
 use argon2::password_hash::{Error as HashError, PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -44,6 +53,8 @@ pub const LOGIN_WINDOW_SECS: i64 = 15 * 60;
 pub const MAX_FAILED_LOGINS_PER_EMAIL: u64 = 5;
 /// Failed logins allowed per client address and window; the next attempt is a 429.
 pub const MAX_FAILED_LOGINS_PER_ADDR: u64 = 20;
+/// Registrations allowed per client address and window; the next one is a 429.
+pub const MAX_REGISTRATIONS_PER_ADDR: u64 = 10;
 /// Default lifetime of an issued access token, in seconds (`access_token_ttl`, one day).
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 86_400;
 /// Longest accepted `access_token_ttl`, in seconds (30 days).
@@ -438,94 +449,83 @@ pub trait AccountStore {
         let _ = id;
         Err(no_accounts())
     }
+
+    /// Counts one attempt under `key`, atomically, and returns the count including it. The
+    /// count may be forgotten once `expires_at` has passed (the key's window is over: later
+    /// windows have other keys), and a store drops such counts as it goes, so they never
+    /// pile up. Every instance of a service must see the same counts.
+    async fn count_attempt(
+        &self,
+        key: &ThrottleKey,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let _ = (key, expires_at, now);
+        Err(no_accounts())
+    }
+
+    /// Takes back one attempt counted under `key` (a login that succeeded); nothing if
+    /// there is none.
+    async fn forgive_attempt(&self, key: &ThrottleKey) -> Result<(), StoreError> {
+        let _ = key;
+        Err(no_accounts())
+    }
 }
 
 fn no_accounts() -> StoreError {
     StoreError::Other("this store does not keep accounts".into())
 }
 
-/// A counter store for the login throttle. The core encodes fixed windows into the keys
-/// (`login:email:<folded email>:<window start>` and `login:addr:<client address>:<window
-/// start>`, the start in seconds since the epoch), so a store only counts; keys of past
-/// windows are never read again and may be dropped.
-///
-/// Every instance of a service must share one throttle, or the limits multiply: the
-/// [`MemoryThrottle`] suits one process only.
-#[allow(async_fn_in_trait)] // Send-ness follows the implementing type, as for `TaskStore`
-pub trait LoginThrottle {
-    /// The count under `key` (0 if none).
-    async fn count(&self, key: &str) -> Result<u64, StoreError>;
-
-    /// Adds one to the count under `key`, returning the new count.
-    async fn increment(&self, key: &str) -> Result<u64, StoreError>;
-}
-
-/// A [`LoginThrottle`] in memory, for one process. When it holds many keys, counting in a
-/// window drops the keys of earlier windows.
+/// A throttle counter's key: the SHA-256 (hex) of what it counts (`login:email:<folded
+/// email>`, `login:addr:<address>` or `register:addr:<address>`) and the start of its fixed
+/// window, so that a store holds no email address or client address in the clear, and every
+/// key has the same small size (whatever the email's length: some key-value stores refuse
+/// keys over 255 bytes).
 ///
 /// ```
-/// use task_api_core::{LoginThrottle, MemoryThrottle};
-/// let t = MemoryThrottle::new();
-/// assert_eq!(pollster::block_on(t.increment("login:addr:10.0.0.1:900")).unwrap(), 1);
-/// assert_eq!(pollster::block_on(t.count("login:addr:10.0.0.1:900")).unwrap(), 1);
+/// use task_api_core::ThrottleKey;
+/// let k = ThrottleKey::new("login:addr:192.0.2.1", 900);
+/// assert_eq!(k.as_str().len(), 64);
+/// assert_ne!(k, ThrottleKey::new("login:addr:192.0.2.1", 1800));
 /// ```
-#[derive(Debug, Default)]
-pub struct MemoryThrottle {
-    counts: Mutex<HashMap<String, u64>>,
-}
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ThrottleKey(String);
 
-/// Keys kept before earlier windows are swept.
-const SWEEP_ABOVE: usize = 4096;
-
-impl MemoryThrottle {
-    /// An empty throttle.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, u64>> {
-        // Counters stay consistent whatever panicked while holding the lock.
-        self.counts.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// The window start a throttle key ends with.
-fn window_of(key: &str) -> Option<i64> {
-    key.rsplit(':').next()?.parse().ok()
-}
-
-impl LoginThrottle for MemoryThrottle {
-    async fn count(&self, key: &str) -> Result<u64, StoreError> {
-        Ok(self.lock().get(key).copied().unwrap_or(0))
-    }
-
-    async fn increment(&self, key: &str) -> Result<u64, StoreError> {
-        let mut counts = self.lock();
-        if counts.len() >= SWEEP_ABOVE
-            && let Some(window) = window_of(key)
-        {
-            counts.retain(|k, _| window_of(k).is_none_or(|w| w >= window));
+impl ThrottleKey {
+    /// The key of `subject` in the window starting at `window_start` (seconds).
+    pub fn new(subject: &str, window_start: i64) -> ThrottleKey {
+        let digest = hmac_sha256::Hash::hash(format!("{subject}:{window_start}").as_bytes());
+        let mut hex = String::with_capacity(64);
+        for b in digest {
+            hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
         }
-        let n = counts.entry(key.to_owned()).or_insert(0);
-        *n += 1;
-        Ok(*n)
+        ThrottleKey(hex)
+    }
+
+    /// The key as stored: 64 lower-case hex digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
-/// The throttle keys of a login attempt at `now`, and the seconds until their window ends.
-pub(crate) fn throttle_keys(
-    email: &Email,
-    client_addr: Option<&str>,
-    now: Timestamp,
-) -> (String, Option<String>, u64) {
-    let secs = now.as_secs();
-    let start = secs.div_euclid(LOGIN_WINDOW_SECS) * LOGIN_WINDOW_SECS;
-    let retry_after = u64::try_from(start + LOGIN_WINDOW_SECS - secs).unwrap_or(1);
-    (
-        format!("login:email:{}:{start}", email.folded()),
-        client_addr.map(|a| format!("login:addr:{a}:{start}")),
-        retry_after,
-    )
+/// The fixed window that `now` falls in: its end and the seconds until then.
+pub(crate) struct Window {
+    pub start: i64,
+    pub end: Timestamp,
+    pub retry_after: u64,
+}
+
+impl Window {
+    pub(crate) fn at(now: Timestamp) -> Window {
+        let secs = now.as_secs();
+        let start = secs.div_euclid(LOGIN_WINDOW_SECS) * LOGIN_WINDOW_SECS;
+        Window {
+            start,
+            end: Timestamp::from_millis((start + LOGIN_WINDOW_SECS) * 1000),
+            retry_after: u64::try_from(start + LOGIN_WINDOW_SECS - secs).unwrap_or(1),
+        }
+    }
 }
 
 /// The client address as the throttle keys it: the IP alone when the host sent
@@ -535,13 +535,44 @@ pub(crate) fn normalize_addr(addr: &str) -> Option<String> {
     if addr.is_empty() || addr.len() > 128 || addr.chars().any(is_control) {
         return None;
     }
-    if let Ok(sock) = addr.parse::<std::net::SocketAddr>() {
-        return Some(sock.ip().to_string());
+    let ip = addr
+        .parse::<std::net::SocketAddr>()
+        .map(|sock| sock.ip())
+        .or_else(|_| addr.parse::<std::net::IpAddr>());
+    Some(match ip {
+        Ok(ip) => keyed_ip(ip),
+        Err(_) => addr.to_owned(),
+    })
+}
+
+/// An IP address as the throttle keys it: IPv4 whole; IPv6 by its /64 prefix, because one
+/// client (one home or one cloud machine) is usually given a whole /64 and can pick any
+/// address in it. An IPv4 address mapped into IPv6 counts as the IPv4 address.
+fn keyed_ip(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let prefix = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{prefix}/64")
+            }
+        },
     }
-    if let Ok(ip) = addr.parse::<std::net::IpAddr>() {
-        return Some(ip.to_string());
-    }
-    Some(addr.to_owned())
+}
+
+/// The client's address as a trusted proxy reported it in `header`: the last entry of the
+/// header's last value (`X-Forwarded-For: client, proxy1` lists the hops that each proxy
+/// added after what the client sent itself, so only the last one was written by the proxy
+/// in front of the service; anything before it is the client's claim).
+pub(crate) fn forwarded_addr<'a>(headers: &'a http::HeaderMap, header: &str) -> Option<&'a str> {
+    let value = headers.get_all(header).iter().next_back()?.to_str().ok()?;
+    value
+        .rsplit(',')
+        .next()
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
 }
 
 #[cfg(test)]
@@ -754,29 +785,64 @@ mod tests {
     }
 
     #[test]
-    fn throttle_keys_use_fixed_windows() {
-        let e = Email::parse("Ann@Example.com").unwrap();
+    fn throttle_windows_are_fixed_and_keys_hold_no_address() {
         let now = Timestamp::from_millis(1_800_000_100_000);
-        let (ek, ak, retry) = throttle_keys(&e, Some("10.0.0.1"), now);
-        assert_eq!(ek, "login:email:ann@example.com:1800000000");
-        assert_eq!(ak.unwrap(), "login:addr:10.0.0.1:1800000000");
-        assert_eq!(retry, 800);
+        let w = Window::at(now);
+        assert_eq!(w.start, 1_800_000_000);
+        assert_eq!(w.end, Timestamp::from_millis(1_800_000_900_000));
+        assert_eq!(w.retry_after, 800);
+        let k = ThrottleKey::new("login:email:ann@example.com", w.start);
+        assert!(!k.as_str().contains("ann"));
+        assert_eq!(k, ThrottleKey::new("login:email:ann@example.com", w.start));
         assert_eq!(normalize_addr("10.0.0.1:5555").unwrap(), "10.0.0.1");
-        assert_eq!(normalize_addr("[::1]:80").unwrap(), "::1");
-        assert_eq!(normalize_addr("::1").unwrap(), "::1");
         assert_eq!(normalize_addr(" "), None);
     }
 
     #[test]
-    fn memory_throttle_sweeps_earlier_windows() {
-        let t = MemoryThrottle::new();
-        for i in 0..SWEEP_ABOVE {
-            pollster::block_on(t.increment(&format!("login:addr:{i}:900"))).unwrap();
-        }
+    fn ipv6_clients_are_keyed_by_their_64_prefix() {
         assert_eq!(
-            pollster::block_on(t.increment("login:addr:x:1800")).unwrap(),
+            normalize_addr("[2001:db8:1:2:aaaa::1]:443").unwrap(),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            normalize_addr("2001:db8:1:2:ffff::9").unwrap(),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(normalize_addr("::ffff:192.0.2.7").unwrap(), "192.0.2.7");
+        assert_ne!(
+            normalize_addr("2001:db8:1:3::1"),
+            normalize_addr("2001:db8:1:2::1")
+        );
+    }
+
+    #[test]
+    fn a_forwarded_address_is_the_hop_the_proxy_added() {
+        let mut h = http::HeaderMap::new();
+        h.append("x-forwarded-for", "6.6.6.6, 203.0.113.9".parse().unwrap());
+        assert_eq!(forwarded_addr(&h, "x-forwarded-for"), Some("203.0.113.9"));
+        h.append("x-forwarded-for", "198.51.100.4".parse().unwrap());
+        assert_eq!(forwarded_addr(&h, "x-forwarded-for"), Some("198.51.100.4"));
+        assert_eq!(forwarded_addr(&h, "x-real-ip"), None);
+    }
+
+    #[test]
+    fn the_memory_store_counts_attempts_forgives_them_and_sweeps_expired_ones() {
+        let store = crate::MemoryStore::new();
+        let at = Timestamp::from_millis;
+        let count = |key: &ThrottleKey, now: i64| {
+            pollster::block_on(store.count_attempt(key, at(900_000), at(now))).unwrap()
+        };
+        let k = ThrottleKey::new("login:email:a@b.co", 0);
+        assert_eq!(count(&k, 1), 1);
+        assert_eq!(count(&k, 2), 2);
+        pollster::block_on(store.forgive_attempt(&k)).unwrap();
+        assert_eq!(count(&k, 3), 2);
+        // Past their window, counts are dropped.
+        let late = ThrottleKey::new("login:addr:late", 900);
+        assert_eq!(
+            pollster::block_on(store.count_attempt(&late, at(1_800_000), at(900_001))).unwrap(),
             1
         );
-        assert_eq!(t.lock().len(), 1);
+        assert_eq!(count(&k, 900_002), 1, "the old window's count was swept");
     }
 }

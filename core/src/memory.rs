@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::accounts::{AccountStore, Email, User};
+use crate::accounts::{AccountStore, Email, ThrottleKey, User};
 use crate::listing::ListQuery;
 use crate::store::{Created, IDEMPOTENCY_TTL_MS, Idempotency, Page, StoreError, TaskStore};
 use crate::task::{Completion, NewTask, Task, TaskId, TaskPatch, UserId, Version};
@@ -36,6 +36,11 @@ struct State {
     users: HashMap<UserId, (User, String)>,
     /// Account ids by folded email.
     emails: HashMap<String, UserId>,
+    /// The throttle's counts, with when each may be forgotten.
+    attempts: HashMap<ThrottleKey, (u64, Timestamp)>,
+    /// The earliest of those times: once it has passed, the expired counts are swept (so a
+    /// sweep happens at most once per window).
+    next_expiry: Option<Timestamp>,
 }
 
 #[derive(Debug)]
@@ -95,10 +100,12 @@ impl TaskStore for MemoryStore {
                 if rec.fingerprint != idem.fingerprint {
                     return Err(StoreError::IdempotencyKeyReused);
                 }
-                let id = rec.task;
-                let task = state.task_mut(user, id, None)?.clone();
+                // The same body replays the first response: the task as it was created,
+                // whatever happened to it since (unless it was deleted: 404).
+                let (id, first_at) = (rec.task, rec.at);
+                state.task_mut(user, id, None)?;
                 return Ok(Created {
-                    task,
+                    task: Task::create(id, user.clone(), task, first_at),
                     replayed: true,
                 });
             }
@@ -253,5 +260,29 @@ impl AccountStore for MemoryStore {
 
     async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         Ok(self.lock().users.get(id).map(|(u, _)| u.clone()))
+    }
+
+    async fn count_attempt(
+        &self,
+        key: &ThrottleKey,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        if state.next_expiry.is_some_and(|t| t <= now) {
+            state.attempts.retain(|_, (_, until)| *until > now);
+            state.next_expiry = state.attempts.values().map(|(_, until)| *until).min();
+        }
+        state.next_expiry = Some(state.next_expiry.map_or(expires_at, |t| t.min(expires_at)));
+        let entry = state.attempts.entry(key.clone()).or_insert((0, expires_at));
+        entry.0 += 1;
+        Ok(entry.0)
+    }
+
+    async fn forgive_attempt(&self, key: &ThrottleKey) -> Result<(), StoreError> {
+        if let Some((n, _)) = self.lock().attempts.get_mut(key) {
+            *n = n.saturating_sub(1);
+        }
+        Ok(())
     }
 }

@@ -82,6 +82,12 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0003_fewer_indexes.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0003_fewer_indexes.sql"),
     },
+    Migration {
+        version: 4,
+        name: "login_attempts",
+        postgres: include_str!("../../../migrations/postgres/0004_login_attempts.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0004_login_attempts.sql"),
+    },
 ];
 
 fn split_statements(script: &str) -> Vec<String> {

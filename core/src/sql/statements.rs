@@ -7,7 +7,7 @@
 use std::fmt::{self, Write as _};
 
 use super::{Dialect, SqlValue};
-use crate::accounts::{Email, User};
+use crate::accounts::{Email, ThrottleKey, User};
 use crate::listing::{Direction, ListQuery, SortKey, SortValue, StatusFilter};
 use crate::store::{IDEMPOTENCY_TTL_MS, Idempotency, StoreError};
 use crate::task::{
@@ -159,10 +159,20 @@ pub(crate) fn insert_task(
     now: Timestamp,
 ) -> Statement {
     let mut b = Builder::new(dialect);
-    b.sql(
-        "INSERT INTO tasks (user_id, title, title_fold, description, description_fold, \
-         completed, priority, due_date, created_at, updated_at, completed_at, version) VALUES (",
-    );
+    b.sql("INSERT INTO tasks (")
+        .sql(INSERT_COLUMNS)
+        .sql(") VALUES (");
+    task_values(&mut b, user, new, now);
+    b.sql(") RETURNING ").columns("");
+    b.finish()
+}
+
+/// The columns [`task_values`] gives values for, in order.
+const INSERT_COLUMNS: &str = "user_id, title, title_fold, description, description_fold, \
+     completed, priority, due_date, created_at, updated_at, completed_at, version";
+
+/// The values of a new task at `now`, comma-separated, every one bound.
+fn task_values(b: &mut Builder, user: &UserId, new: &NewTask, now: Timestamp) {
     b.arg(text(user.as_str()), Ty::Text).sql(", ");
     b.arg(text(new.title.as_str()), Ty::Text).sql(", ");
     b.arg(SqlValue::Text(new.title.folded()), Ty::Text)
@@ -192,10 +202,74 @@ pub(crate) fn insert_task(
         },
         Ty::BigInt,
     );
-    b.sql(", 1) RETURNING ").columns("");
-    b.finish()
+    b.sql(", 1");
 }
 
+/// PostgreSQL's idempotent create in one statement, so that no transaction can outlive the
+/// request (Spin's pool never sends `ROLLBACK` for a connection a dead request left in
+/// one). It claims the key (a new row, or one whose 24 hours are over), with the next task
+/// id drawn from the table's sequence; inserts the task only if the key was claimed; and
+/// otherwise reads the key's earlier request. One row always comes back:
+/// `fingerprint, task_id, created_at, present` of the earlier request (all `NULL` when the
+/// key was claimed), then the new task's columns (all `NULL` when it was not).
+///
+/// Both `NULL`: a concurrent create with the same key committed while this statement waited
+/// on the key's row, after the statement's snapshot was taken, so the earlier request is not
+/// visible yet; running the statement again sees it.
+pub(crate) fn create_with_key_postgres(
+    user: &UserId,
+    new: &NewTask,
+    idem: &Idempotency,
+    now: Timestamp,
+) -> Statement {
+    let mut b = Builder::new(Dialect::Postgres);
+    let u = b.bind(text(user.as_str()), Ty::Text);
+    let k = b.bind(text(idem.key.as_str()), Ty::Text);
+    b.sql("WITH claimed AS (INSERT INTO idempotency_keys (user_id, key, fingerprint, task_id, created_at) VALUES (")
+        .put(u)
+        .sql(", ")
+        .put(k)
+        .sql(", ")
+        .arg(text(&idem.fingerprint), Ty::Text)
+        .sql(", nextval(pg_get_serial_sequence('tasks', 'id')), ")
+        .arg(SqlValue::Int(now.as_millis()), Ty::BigInt)
+        .sql(
+            ") ON CONFLICT (user_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, \
+             task_id = excluded.task_id, created_at = excluded.created_at \
+             WHERE idempotency_keys.created_at <= ",
+        )
+        .arg(
+            SqlValue::Int(now.as_millis().saturating_sub(IDEMPOTENCY_TTL_MS)),
+            Ty::BigInt,
+        )
+        .sql(" RETURNING task_id), inserted AS (INSERT INTO tasks (id, ")
+        .sql(INSERT_COLUMNS)
+        .sql(") OVERRIDING SYSTEM VALUE SELECT claimed.task_id, ");
+    task_values(&mut b, user, new, now);
+    b.sql(" FROM claimed RETURNING ")
+        .columns("")
+        .sql(
+            "), earlier AS (SELECT k.fingerprint, k.task_id, k.created_at, \
+             EXISTS (SELECT 1 FROM tasks t WHERE t.id = k.task_id AND t.user_id = k.user_id) AS present \
+             FROM idempotency_keys k WHERE k.user_id = ",
+        )
+        .put(u)
+        .sql(" AND k.key = ")
+        .put(k)
+        .sql(
+            " AND NOT EXISTS (SELECT 1 FROM claimed)) \
+             SELECT earlier.fingerprint, earlier.task_id, earlier.created_at, earlier.present, ",
+        )
+        .columns("ins.")
+        .sql(
+            " FROM (SELECT 1) AS one LEFT JOIN inserted AS ins ON true \
+             LEFT JOIN earlier ON true",
+        );
+    Statement {
+        always_returns_a_row: true,
+        ..b.finish()
+    }
+}
 /// The task `id` of `user`.
 pub(crate) fn select_task(dialect: Dialect, user: &UserId, id: TaskId) -> Statement {
     let mut b = Builder::new(dialect);
@@ -385,22 +459,20 @@ pub(crate) fn set_key_task(
     b.finish()
 }
 
-/// The fingerprint of a live key and the task it created (the task columns are `NULL` if
-/// that task is gone): `fingerprint, <task columns>`.
+/// The earlier request of a live key: `fingerprint, task_id, created_at, present` (whether
+/// the task it created still exists), read by [`decode_earlier`].
 pub(crate) fn select_key(dialect: Dialect, user: &UserId, idem: &Idempotency) -> Statement {
     let mut b = Builder::new(dialect);
-    b.sql("SELECT k.fingerprint, ")
-        .columns("t.")
-        .sql(
-            " FROM idempotency_keys k LEFT JOIN tasks t \
-             ON t.id = k.task_id AND t.user_id = k.user_id WHERE k.user_id = ",
-        )
-        .arg(text(user.as_str()), Ty::Text)
-        .sql(" AND k.key = ")
-        .arg(text(idem.key.as_str()), Ty::Text);
+    b.sql(
+        "SELECT k.fingerprint, k.task_id, k.created_at, \
+         EXISTS (SELECT 1 FROM tasks t WHERE t.id = k.task_id AND t.user_id = k.user_id) \
+         FROM idempotency_keys k WHERE k.user_id = ",
+    )
+    .arg(text(user.as_str()), Ty::Text)
+    .sql(" AND k.key = ")
+    .arg(text(idem.key.as_str()), Ty::Text);
     b.finish()
 }
-
 /// The columns of a user with the password hash, in the order [`decode_user`] reads them.
 const USER_COLUMNS: &str = "id, email, created_at, password_hash";
 
@@ -423,6 +495,53 @@ pub(crate) fn insert_user(dialect: Dialect, user: &User, password_hash: &str) ->
 }
 
 /// The account with this folded email: [`USER_COLUMNS`].
+/// Counts one attempt under `key` (a new row until `expires_at`, or one more on the
+/// window's row), returning the count. On PostgreSQL the same statement deletes the rows of
+/// windows that are over (`now`); SQLite has no data-modifying `WITH`, so
+/// [`prune_attempts`] does that there. Always returns one row.
+pub(crate) fn count_attempt(
+    dialect: Dialect,
+    key: &ThrottleKey,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Statement {
+    let mut b = Builder::new(dialect);
+    if dialect == Dialect::Postgres {
+        b.sql("WITH pruned AS (DELETE FROM login_attempts WHERE expires_at <= ")
+            .arg(SqlValue::Int(now.as_millis()), Ty::BigInt)
+            .sql(") ");
+    }
+    b.sql("INSERT INTO login_attempts (key, attempts, expires_at) VALUES (")
+        .arg(text(key.as_str()), Ty::Text)
+        .sql(", 1, ")
+        .arg(SqlValue::Int(expires_at.as_millis()), Ty::BigInt)
+        .sql(
+            ") ON CONFLICT (key) DO UPDATE SET attempts = login_attempts.attempts + 1 \
+             RETURNING attempts",
+        );
+    Statement {
+        always_returns_a_row: true,
+        ..b.finish()
+    }
+}
+
+/// Deletes the counts of windows that are over (SQLite's half of [`count_attempt`]).
+pub(crate) fn prune_attempts(dialect: Dialect, now: Timestamp) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.sql("DELETE FROM login_attempts WHERE expires_at <= ")
+        .arg(SqlValue::Int(now.as_millis()), Ty::BigInt);
+    b.finish()
+}
+
+/// Takes back one attempt under `key` (run with `execute`).
+pub(crate) fn forgive_attempt(dialect: Dialect, key: &ThrottleKey) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.sql("UPDATE login_attempts SET attempts = attempts - 1 WHERE key = ")
+        .arg(text(key.as_str()), Ty::Text)
+        .sql(" AND attempts > 0");
+    b.finish()
+}
+
 pub(crate) fn select_user_by_email(dialect: Dialect, email: &Email) -> Statement {
     let mut b = Builder::new(dialect);
     b.sql("SELECT ")
@@ -636,6 +755,32 @@ fn kind(v: &SqlValue) -> &'static str {
 }
 
 /// Whether the task columns starting at `row[0]` are all `NULL` (an outer join found no task).
+/// What an earlier request with the same key (`fingerprint, task_id, created_at, present`,
+/// from [`select_key`] or [`create_with_key_postgres`]) means for this one, whose body is
+/// `new`: the same body replays the task as that request created it (the contract's "same
+/// body": a replay does not show later changes); another body is
+/// [`StoreError::IdempotencyKeyReused`]; a task deleted since is [`StoreError::NotFound`].
+pub(crate) fn decode_earlier(
+    row: &[SqlValue],
+    user: &UserId,
+    new: &NewTask,
+    idem: &Idempotency,
+) -> Result<Task, StoreError> {
+    let [fingerprint, task_id, created_at, present] = row else {
+        return Err(StoreError::Other("undecodable idempotency key row".into()));
+    };
+    if string(fingerprint, "fingerprint")? != idem.fingerprint {
+        return Err(StoreError::IdempotencyKeyReused);
+    }
+    if !boolean(present, "present")? {
+        return Err(StoreError::NotFound);
+    }
+    let id = TaskId::new(int(task_id, "task_id")?)
+        .ok_or_else(|| bad_row("task_id", "is not a task id"))?;
+    let at = Timestamp::from_millis(int(created_at, "created_at")?);
+    Ok(Task::create(id, user.clone(), new.clone(), at))
+}
+
 pub(crate) fn is_null_task(row: &[SqlValue]) -> bool {
     row.first().is_none_or(|v| *v == SqlValue::Null)
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::migrate::{migrate, schema_is_current};
 use super::{DbError, Dialect, Executor, SqlValue, query_guarded};
-use crate::accounts::{AccountStore, Email, User};
+use crate::accounts::{AccountStore, Email, ThrottleKey, User};
 use crate::listing::ListQuery;
 use crate::store::{Created, Idempotency, Page, StoreError, TaskStore};
 use crate::task::{Completion, NewTask, Task, TaskId, TaskPatch, UserId, Version};
@@ -187,8 +187,9 @@ impl<E: Executor> SqlStore<E> {
         }
     }
 
-    /// The idempotent create, inside a transaction the caller opened.
-    async fn create_with_key(
+    /// The idempotent create on SQLite, inside a `BEGIN IMMEDIATE` transaction the caller
+    /// opened (a Spin SQLite connection lives for one request: closing it rolls back).
+    async fn create_with_key_sqlite(
         &self,
         user: &UserId,
         task: &NewTask,
@@ -205,21 +206,12 @@ impl<E: Executor> SqlStore<E> {
             let row = rows
                 .first()
                 .ok_or_else(|| StoreError::Other("idempotency key vanished".into()))?;
-            let fingerprint = match row.first() {
-                Some(SqlValue::Text(f)) => f,
-                _ => return Err(StoreError::Other("undecodable idempotency key row".into())),
-            };
-            if *fingerprint != idem.fingerprint {
-                return Ok(Err(StoreError::IdempotencyKeyReused));
-            }
-            if statements::is_null_task(&row[1..]) {
-                return Ok(Err(StoreError::NotFound));
-            }
-            let task = statements::decode_task(&row[1..])?;
-            return Ok(Ok(Created {
-                task,
-                replayed: true,
-            }));
+            return Ok(
+                statements::decode_earlier(row, user, task, idem).map(|task| Created {
+                    task,
+                    replayed: true,
+                }),
+            );
         }
         let rows = self
             .query(statements::insert_task(d, user, task, now))
@@ -232,6 +224,42 @@ impl<E: Executor> SqlStore<E> {
             task,
             replayed: false,
         }))
+    }
+
+    /// The idempotent create on PostgreSQL: one statement
+    /// ([`statements::create_with_key_postgres`]), run a second time only when a concurrent
+    /// create with the same key committed while the first waited.
+    async fn create_with_key_postgres(
+        &self,
+        user: &UserId,
+        task: &NewTask,
+        idem: &Idempotency,
+        now: Timestamp,
+    ) -> Result<Created, StoreError> {
+        for _ in 0..2 {
+            let rows = self
+                .query(statements::create_with_key_postgres(user, task, idem, now))
+                .await?;
+            let row = rows
+                .first()
+                .ok_or_else(|| StoreError::Other("the create returned no row".into()))?;
+            let (earlier, created) = row.split_at(4);
+            if !statements::is_null_task(created) {
+                return Ok(Created {
+                    task: statements::decode_task(created)?,
+                    replayed: false,
+                });
+            }
+            if earlier.first() != Some(&SqlValue::Null) {
+                return statements::decode_earlier(earlier, user, task, idem).map(|task| Created {
+                    task,
+                    replayed: true,
+                });
+            }
+        }
+        Err(StoreError::Other(
+            "an idempotency key was neither claimed nor found twice".into(),
+        ))
     }
 }
 
@@ -255,8 +283,11 @@ impl<E: Executor> SqlStore<E> {
                 replayed: false,
             });
         };
+        if self.dialect == Dialect::Postgres {
+            return self.create_with_key_postgres(user, task, idem, now).await;
+        }
         self.plain(statements::begin(self.dialect)).await?;
-        match self.create_with_key(user, task, idem, now).await {
+        match self.create_with_key_sqlite(user, task, idem, now).await {
             Ok(outcome) => {
                 if let Err(e) = self.plain("COMMIT").await {
                     let _ = self.plain("ROLLBACK").await;
@@ -473,6 +504,49 @@ impl<E: Executor> AccountStore for SqlStore<E> {
             self.one_user(statements::select_user(self.dialect, id))
         )?;
         Ok(found.map(|(user, _)| user))
+    }
+
+    async fn count_attempt(
+        &self,
+        key: &ThrottleKey,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        migrating!(self, self.count_attempt_once(key, expires_at, now))
+    }
+
+    async fn forgive_attempt(&self, key: &ThrottleKey) -> Result<(), StoreError> {
+        migrating!(
+            self,
+            self.execute(statements::forgive_attempt(self.dialect, key))
+        )
+        .map(drop)
+    }
+}
+
+impl<E: Executor> SqlStore<E> {
+    async fn count_attempt_once(
+        &self,
+        key: &ThrottleKey,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        if self.dialect == Dialect::Sqlite {
+            self.execute(statements::prune_attempts(self.dialect, now))
+                .await?;
+        }
+        let rows = self
+            .query(statements::count_attempt(
+                self.dialect,
+                key,
+                expires_at,
+                now,
+            ))
+            .await?;
+        match rows.first().and_then(|r| r.first()) {
+            Some(SqlValue::Int(n)) => Ok(u64::try_from(*n).unwrap_or(0)),
+            _ => Err(StoreError::Other("undecodable login_attempts row".into())),
+        }
     }
 }
 

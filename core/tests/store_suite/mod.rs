@@ -571,11 +571,13 @@ pub async fn idempotent_create<S: TaskStore>(store: &S) {
     assert!(!b1.replayed);
     assert_ne!(b1.task.id, c1.task.id);
 
-    // A replay returns the task as it is now.
+    // A replay returns the task as it was created (the first response's body), even after
+    // the task changed.
     let changed = store
         .set_completion(&alice, c1.task.id, Completion::Toggle, None, at(4000))
         .await
         .unwrap();
+    assert_ne!(changed, c1.task);
     let c3 = store
         .create(
             &alice,
@@ -586,7 +588,7 @@ pub async fn idempotent_create<S: TaskStore>(store: &S) {
         .await
         .unwrap();
     assert!(c3.replayed);
-    assert_eq!(c3.task, changed);
+    assert_eq!(c3.task, c1.task);
 
     // After 24 hours the key is free again, for any body.
     let c4 = store
@@ -726,6 +728,8 @@ macro_rules! account_suite_tests {
             accounts_are_found_by_folded_email,
             a_taken_email_is_refused_whatever_its_case,
             unknown_accounts_are_none,
+            throttle_attempts_count_up_per_key_and_forgiving_takes_one_back,
+            throttle_counts_of_windows_that_are_over_are_dropped,
         );
     };
 }
@@ -793,4 +797,55 @@ pub async fn unknown_accounts_are_none<S: task_api_core::AccountStore>(store: &S
     assert_eq!(store.user(&user("u_nobody")).await.unwrap(), None);
     let email = task_api_core::Email::parse("nobody@example.com").unwrap();
     assert_eq!(store.login_record(&email).await.unwrap(), None);
+}
+
+pub async fn throttle_attempts_count_up_per_key_and_forgiving_takes_one_back<
+    S: task_api_core::AccountStore,
+>(
+    store: &S,
+) {
+    let a = task_api_core::ThrottleKey::new("login:email:a@example.com", 0);
+    let b = task_api_core::ThrottleKey::new("login:email:b@example.com", 0);
+    let until = at(900_000);
+    assert_eq!(store.count_attempt(&a, until, at(1)).await.unwrap(), 1);
+    assert_eq!(store.count_attempt(&a, until, at(2)).await.unwrap(), 2);
+    assert_eq!(store.count_attempt(&b, until, at(3)).await.unwrap(), 1);
+    store.forgive_attempt(&a).await.unwrap();
+    assert_eq!(store.count_attempt(&a, until, at(4)).await.unwrap(), 2);
+    // Forgiving what was never counted is nothing.
+    let c = task_api_core::ThrottleKey::new("login:email:c@example.com", 0);
+    store.forgive_attempt(&c).await.unwrap();
+    assert_eq!(store.count_attempt(&c, until, at(5)).await.unwrap(), 1);
+}
+
+pub async fn throttle_counts_of_windows_that_are_over_are_dropped<
+    S: task_api_core::AccountStore,
+>(
+    store: &S,
+) {
+    let old = task_api_core::ThrottleKey::new("login:addr:192.0.2.1", 0);
+    for n in 1..=3 {
+        assert_eq!(
+            store.count_attempt(&old, at(900_000), at(n)).await.unwrap(),
+            n as u64
+        );
+    }
+    // A count made after the first window ended drops the rows of windows that are over.
+    // Then the old key counts afresh, as if its window had never been (it is never asked
+    // for again in practice: later attempts have the new window's key).
+    let new = task_api_core::ThrottleKey::new("login:addr:192.0.2.1", 900);
+    assert_eq!(
+        store
+            .count_attempt(&new, at(1_800_000), at(900_001))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_attempt(&old, at(900_000), at(900_002))
+            .await
+            .unwrap(),
+        1
+    );
 }

@@ -190,3 +190,24 @@ source = "app.wasm"
         "{text}"
     );
 }
+
+#[test]
+fn spin_toml_declares_every_setting_with_the_cores_default() {
+    // A setting the manifest does not pass to the component reads as missing, whatever the
+    // operator sets: `spin.toml` must list every one of the core's settings.
+    let sources = spin_test_host::manifest::VariableSources::default();
+    let manifest = spin_test_host::workspace_root().join("spin.toml");
+    let app = spin_test_host::manifest::load(&manifest, &sources).expect("spin.toml loads");
+    for setting in task_api_core::SETTINGS {
+        let value = app.variables.get(setting.name);
+        assert!(value.is_some(), "spin.toml does not pass {}", setting.name);
+        if let Some(default) = setting.default {
+            assert_eq!(
+                value.map(String::as_str),
+                Some(default),
+                "the default of {}",
+                setting.name
+            );
+        }
+    }
+}
