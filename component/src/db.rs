@@ -1,6 +1,8 @@
 //! The core's SQL executor over Spin's databases: outbound PostgreSQL
 //! (`spin:postgres/postgres@3.0.0`) and the built-in SQLite (`fermyon:spin/sqlite@2.0.0`),
 //! the oldest interfaces that do the job, so one artifact runs on Spin 3.x and 4.x hosts.
+//! Without the `sqlite` feature the SQLite half is left out, and the component imports no
+//! SQLite interface (for hosts that have none).
 //!
 //! This module only executes statements and converts values; the statements themselves
 //! live in `task_api_core::sql`. The connection is opened on first use, so `/health` never
@@ -9,7 +11,9 @@
 
 use std::cell::OnceCell;
 
-use spin_sdk::{pg3, sqlite};
+use spin_sdk::pg3;
+#[cfg(feature = "sqlite")]
+use spin_sdk::sqlite;
 use task_api_core::sql::{DbError, Executor, SqlValue, driver_text};
 
 use crate::settings::Database;
@@ -22,6 +26,7 @@ pub struct SpinDb {
 
 enum Connection {
     Postgres(pg3::Connection),
+    #[cfg(feature = "sqlite")]
     Sqlite(sqlite::Connection),
 }
 
@@ -40,6 +45,7 @@ impl SpinDb {
                 Database::Postgres(url) => pg3::Connection::open(url)
                     .map(Connection::Postgres)
                     .map_err(pg_error),
+                #[cfg(feature = "sqlite")]
                 Database::Sqlite => sqlite::Connection::open("default")
                     .map(Connection::Sqlite)
                     .map_err(sqlite_error),
@@ -61,6 +67,7 @@ impl Executor for SpinDb {
                     .map(|row| row.into_iter().map(from_pg).collect())
                     .collect())
             }
+            #[cfg(feature = "sqlite")]
             Connection::Sqlite(c) => {
                 let result = c
                     .execute(sql, &sqlite_params(params))
@@ -77,6 +84,7 @@ impl Executor for SpinDb {
     async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, DbError> {
         match self.connection()? {
             Connection::Postgres(c) => c.execute(sql, &pg_params(params)).map_err(pg_error),
+            #[cfg(feature = "sqlite")]
             Connection::Sqlite(c) => {
                 c.execute(sql, &sqlite_params(params))
                     .map_err(sqlite_error)?;
@@ -117,6 +125,7 @@ fn from_pg(v: pg3::DbValue) -> SqlValue {
     }
 }
 
+#[cfg(feature = "sqlite")]
 fn sqlite_params(params: &[SqlValue]) -> Vec<sqlite::Value> {
     params
         .iter()
@@ -129,6 +138,7 @@ fn sqlite_params(params: &[SqlValue]) -> Vec<sqlite::Value> {
         .collect()
 }
 
+#[cfg(feature = "sqlite")]
 fn from_sqlite(v: sqlite::Value) -> SqlValue {
     match v {
         sqlite::Value::Integer(n) => SqlValue::Int(n),
@@ -143,7 +153,7 @@ fn from_sqlite(v: sqlite::Value) -> SqlValue {
 /// text goes through [`driver_text`] first: one line, no credentials.
 fn pg_error(e: pg3::PgError) -> DbError {
     match e {
-        pg3::PgError::ConnectionFailed(m) => DbError::from_connect_failure(driver_text(&m)),
+        pg3::PgError::ConnectionFailed(m) => DbError::from_connect_failure(&m),
         pg3::PgError::QueryFailed(m) => {
             let state = m
                 .find("SqlState(E")
@@ -162,6 +172,7 @@ fn pg_error(e: pg3::PgError) -> DbError {
     }
 }
 
+#[cfg(feature = "sqlite")]
 fn sqlite_error(e: sqlite::Error) -> DbError {
     match e {
         sqlite::Error::Io(m) => {

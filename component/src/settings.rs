@@ -23,10 +23,12 @@ pub const SETTINGS: [Setting; 2] = [
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Database {
     /// Spin's built-in SQLite database `default` (when `database_url` is empty).
+    #[cfg(feature = "sqlite")]
     Sqlite,
     /// A PostgreSQL server reached through Spin's outbound Postgres.
     Postgres(String),
-    /// `database_url` is set but unusable; task routes answer 500 naming it.
+    /// `database_url` is unusable (or empty in a build without the `sqlite` feature); task
+    /// routes answer 500 naming it.
     Invalid,
 }
 
@@ -35,9 +37,36 @@ impl Database {
     pub fn dialect(&self) -> Dialect {
         match self {
             Database::Postgres(_) => Dialect::Postgres,
-            Database::Sqlite | Database::Invalid => Dialect::Sqlite,
+            #[cfg(feature = "sqlite")]
+            Database::Sqlite => Dialect::Sqlite,
+            // Never queried: its configuration problem is answered first.
+            Database::Invalid => Dialect::Sqlite,
         }
     }
+}
+
+/// What `database_url` may be, for the problem naming a bad one.
+#[cfg(feature = "sqlite")]
+const URL_FORMS: &str = "must be empty (SQLite) or a postgres:// URL";
+#[cfg(not(feature = "sqlite"))]
+const URL_FORMS: &str = "must be a postgres:// URL (this build has no SQLite)";
+
+/// The database when `database_url` is empty: Spin's SQLite.
+#[cfg(feature = "sqlite")]
+fn without_url(_problems: &mut Vec<ConfigProblem>) -> Database {
+    Database::Sqlite
+}
+
+/// The database when `database_url` is empty: none, in a build without SQLite (for hosts
+/// that have none, like Akamai Functions), so task routes answer 500 naming the setting.
+#[cfg(not(feature = "sqlite"))]
+fn without_url(problems: &mut Vec<ConfigProblem>) -> Database {
+    problems.push(ConfigProblem {
+        setting: "database_url",
+        message: "is required: this build has no SQLite and needs PostgreSQL (a postgres:// URL)"
+            .into(),
+    });
+    Database::Invalid
 }
 
 /// Everything the component needs to serve one request.
@@ -65,13 +94,13 @@ impl Settings {
 
         let url = get("database_url");
         let database = if url.is_empty() {
-            Database::Sqlite
+            without_url(&mut problems)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Database::Postgres(url)
         } else {
             problems.push(ConfigProblem {
                 setting: "database_url",
-                message: "must be empty (SQLite) or a postgres:// URL".into(),
+                message: URL_FORMS.into(),
             });
             Database::Invalid
         };
@@ -121,12 +150,24 @@ mod tests {
         })
     }
 
+    #[cfg(feature = "sqlite")]
     #[test]
     fn empty_database_url_means_sqlite_with_auto_migrate() {
         let s = load(&[("jwt_secret", SECRET)]);
         assert!(s.core.is_ok());
         assert_eq!(s.database, Database::Sqlite);
         assert!(s.auto_migrate);
+    }
+
+    #[cfg(not(feature = "sqlite"))]
+    #[test]
+    fn without_sqlite_an_empty_database_url_is_a_problem_naming_it() {
+        let s = load(&[("jwt_secret", SECRET)]);
+        assert_eq!(s.database, Database::Invalid);
+        let e = s.core.unwrap_err();
+        assert_eq!(e.problems.len(), 1);
+        assert_eq!(e.problems[0].setting, "database_url");
+        assert!(e.to_string().contains("needs PostgreSQL"), "{e}");
     }
 
     #[test]
@@ -165,6 +206,7 @@ mod tests {
             jwks: false,
             cors: false,
             accounts: false,
+            web: false,
         };
         let s = Settings::load(narrow, |n| {
             pairs

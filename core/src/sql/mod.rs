@@ -38,13 +38,24 @@
 //!   written twice in that query (for the count and for the page) rather than shared through
 //!   a `WITH` clause, because PostgreSQL materialises a CTE referenced twice, which would
 //!   keep the page from walking an index.
-//! - **Idempotent create** runs in a transaction: first the key row is inserted
-//!   (`ON CONFLICT DO UPDATE … WHERE` the existing row has expired, so an expired key is
-//!   taken over and a live one is left alone), then the task, then the task id is written
-//!   to the key row. A concurrent create with the same key waits on the key row's lock
-//!   (PostgreSQL) or on the write lock taken by `BEGIN IMMEDIATE` (SQLite), then finds the
-//!   committed key and replays it. Any error rolls back. Keys have no foreign key to tasks:
-//!   a replay of a deleted task is [`StoreError::NotFound`].
+//! - **No transaction outlives a statement on PostgreSQL.** Spin pools PostgreSQL
+//!   connections and, when it hands one out again, cleans it (`RESET ALL`,
+//!   `pg_advisory_unlock_all()`, …) but never sends `ROLLBACK`: a request that died between a
+//!   `BEGIN` and its `COMMIT` would hand its open transaction to the next request. So every
+//!   write that must be atomic is one statement there. The idempotent create is one
+//!   data-modifying `WITH` (claim the key with the next id of the tasks' sequence, insert the
+//!   task only if the key was claimed, else read the earlier request), and migrations are one
+//!   `DO` block. On SQLite, where Spin opens a connection per request and closing it rolls
+//!   back, the idempotent create is a `BEGIN IMMEDIATE` transaction: the key row, then the
+//!   task, then the task id on the key row; a concurrent create with the same key waits on
+//!   the write lock, then finds the committed key and replays it. Any error rolls back.
+//! - **A replay is the first response.** The key row keeps the request's fingerprint, the
+//!   task id and the time of the create; a replay with the same body rebuilds the task as
+//!   that create made it ([`crate::Task::create`]), so later changes do not show. A replay
+//!   of a task deleted since is [`StoreError::NotFound`]. Keys have no foreign key to tasks.
+//! - **Guarded results.** Spin 4.0.x never answers a PostgreSQL query with no rows
+//!   (spinframework/spin#3671), so every row-returning statement that can find nothing is
+//!   wrapped to return a row, and the store strips it (`query_guarded`).
 //! - **Errors.** Executors map driver errors to the four [`DbError`] kinds; the store turns a
 //!   [`DbError`] into a [`StoreError`] in exactly one function (`Unavailable` stays
 //!   unavailable, everything else is [`StoreError::Other`]). A row that does not decode
@@ -207,27 +218,41 @@ impl DbError {
         }
     }
 
-    /// The kind of a failure to connect, from the host's text (`message`, already passed
-    /// through [`driver_text`]): a TLS handshake that failed, a refused login, a database
+    /// The kind of a failure to connect, from the host's whole text (`text`, as the host
+    /// gave it: Spin renders an anyhow chain, the message, then `Caused by:` lines, then
+    /// perhaps a backtrace): a TLS handshake that failed, a refused login, a database or role
     /// that does not exist or an address the host does not allow is
     /// [`DbError::Misconfigured`]; anything else (refused, reset, timed out) is
-    /// [`DbError::Unavailable`].
+    /// [`DbError::Unavailable`]. The decision reads the whole chain, because the first line
+    /// is often only `db error` and the server's reason comes below; the text kept is the
+    /// chain on one line, through [`driver_text`], without the backtrace.
     ///
     /// ```
     /// use task_api_core::sql::DbError;
-    /// let tls = DbError::from_connect_failure("error performing TLS handshake: certificate verify failed".into());
+    /// let tls = DbError::from_connect_failure("error performing TLS handshake: certificate verify failed");
     /// assert!(matches!(tls, DbError::Misconfigured { setting: "database_url", .. }));
-    /// let down = DbError::from_connect_failure("Connection refused (os error 111)".into());
+    /// let down = DbError::from_connect_failure("Connection refused (os error 111)");
     /// assert!(matches!(down, DbError::Unavailable(_)));
+    /// let spin = "Error occurred while creating a new object: db error\n\nCaused by:\n    0: db error\n    \
+    ///             1: FATAL: database \"nope\" does not exist\n\nStack backtrace:\n   0: tokio_postgres::connect_tls";
+    /// let DbError::Misconfigured { hint, cause, .. } = DbError::from_connect_failure(spin) else { panic!() };
+    /// assert!(hint.contains("does not exist") && cause.contains("\"nope\" does not exist"));
+    /// assert!(!cause.contains("connect_tls"));
     /// ```
-    pub fn from_connect_failure(message: String) -> DbError {
-        let lower = message.to_ascii_lowercase();
+    pub fn from_connect_failure(text: &str) -> DbError {
+        let chain = error_chain(text);
+        let message = driver_text(&chain);
+        let lower = chain.to_ascii_lowercase();
         let has = |needle: &str| lower.contains(needle);
         if has("not permitted") || has("not allowed") {
             misconfigured("database_host", NOT_ALLOWED_HINT, message)
         } else if has("tls") || has("ssl") || has("certificate") || has("handshake") {
             misconfigured("database_url", TLS_HINT, message)
-        } else if has("password authentication failed") || has("28p01") || has("28000") {
+        } else if has("authentication")
+            || has("28p01")
+            || has("28000")
+            || (has("role") && has("does not exist"))
+        {
             misconfigured("database_url", AUTH_HINT, message)
         } else if has("3d000") || (has("database") && has("does not exist")) {
             misconfigured("database_url", NO_DATABASE_HINT, message)
@@ -235,6 +260,32 @@ impl DbError {
             DbError::Unavailable(message)
         }
     }
+}
+
+/// An anyhow-style rendering (`message`, `Caused by:`, numbered causes, `Stack backtrace:`)
+/// on one line: the message and each cause that says something new, joined by `: `, and
+/// nothing of the backtrace (whose frames name functions such as `connect_tls` even when no
+/// TLS was involved).
+fn error_chain(text: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("Stack backtrace:") {
+            break;
+        }
+        if line.is_empty() || line == "Caused by:" {
+            continue;
+        }
+        // `0: cause` → `cause`
+        let line = match line.split_once(": ") {
+            Some((n, rest)) if n.bytes().all(|b| b.is_ascii_digit()) => rest,
+            _ => line,
+        };
+        if !parts.iter().any(|p| p.contains(line)) {
+            parts.push(line);
+        }
+    }
+    parts.join(": ")
 }
 
 fn misconfigured(setting: &'static str, hint: &'static str, cause: String) -> DbError {
