@@ -31,7 +31,13 @@ pub fn openapi_document() -> Value {
 fn document() -> Value {
     let mut paths = Map::new();
     for (path, endpoint) in OTHER_PATHS {
-        let suffix = if path.starts_with("/api/") { "Api" } else { "" };
+        let suffix = match path {
+            "/web/app.js" => "Script",
+            "/web/app.css" => "Styles",
+            "/web/icon.svg" => "Icon",
+            p if p.starts_with("/api/") => "Api",
+            _ => "",
+        };
         paths.insert(path.to_owned(), path_item(endpoint, suffix, false));
     }
     for (b, base) in TASK_BASES.iter().enumerate() {
@@ -54,7 +60,7 @@ fn document() -> Value {
         "info": {
             "title": "Task API",
             "version": VERSION,
-            "description": "A multi-user task service. Every task route exists under four bases: `/api/{user_id}` and `/api/v1/{user_id}` (the path names the user, who must be the token's user, else 403) and `/api`, `/api/v1` (the token's user). The built-in accounts routes (`/auth/…`, also under `/api/auth/…`) exist only when the `accounts` setting is on; otherwise they are 404. Errors are RFC 9457 problem documents.",
+            "description": "A multi-user task service. Every task route exists under four bases: `/api/{user_id}` and `/api/v1/{user_id}` (the path names the user, who must be the token's user, else 403) and `/api`, `/api/v1` (the token's user). The built-in accounts routes (`/auth/…`, also under `/api/auth/…`) exist only when the `accounts` setting is on; otherwise they are 404. `/` answers a JSON index; with the `web_ui` setting on, a browser gets a web page there that uses this API (its files are under `/web/`). Errors are RFC 9457 problem documents.",
         },
         "paths": paths,
         "components": components(),
@@ -92,6 +98,35 @@ fn path_item(endpoint: Endpoint, suffix: &str, scoped: bool) -> Value {
                     "200": { "description": "Ready", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Ready" } } } },
                     "503": { "description": "Database unreachable", "headers": { "Retry-After": { "$ref": "#/components/headers/RetryAfter" } },
                              "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Ready" } } } }
+                }
+            }));
+        }
+        Endpoint::Index => {
+            item.insert("get".into(), json!({
+                "operationId": "index",
+                "summary": "A JSON index of the service; a browser (Accept preferring text/html) gets the web page instead when the web_ui setting is on",
+                "parameters": [{ "$ref": "#/components/parameters/IfNoneMatch" }],
+                "responses": {
+                    "200": { "description": "The index (or the page)", "headers": { "Vary": { "schema": { "const": "Accept" } } },
+                             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Index" } }, "text/html": { "schema": { "type": "string" } } } },
+                    "304": { "description": "The page, not modified (If-None-Match matched)", "headers": { "ETag": { "$ref": "#/components/headers/ETag" } } },
+                }
+            }));
+        }
+        Endpoint::WebAsset => {
+            let (media, kind) = match suffix {
+                "Script" => ("text/javascript", "script"),
+                "Styles" => ("text/css", "style sheet"),
+                _ => ("image/svg+xml", "icon"),
+            };
+            item.insert("get".into(), json!({
+                "operationId": format!("web{suffix}"),
+                "summary": format!("The web page's {kind}; 404 unless the web_ui setting is on"),
+                "parameters": [{ "$ref": "#/components/parameters/IfNoneMatch" }],
+                "responses": {
+                    "200": { "description": format!("The {kind}"), "headers": { "ETag": { "$ref": "#/components/headers/ETag" } }, "content": { (media): { "schema": { "type": "string" } } } },
+                    "304": { "description": "Not modified (If-None-Match matched)", "headers": { "ETag": { "$ref": "#/components/headers/ETag" } } },
+                    "404": problem("The web_ui setting is off"),
                 }
             }));
         }
@@ -353,6 +388,16 @@ fn components() -> Value {
                 },
             },
             "Deleted": { "type": "object", "properties": { "data": { "type": "object", "properties": { "deleted": { "type": "integer" } } } } },
+            "Index": {
+                "type": "object", "required": ["name", "version", "links"],
+                "properties": {
+                    "name": { "const": "task-api" },
+                    "version": { "type": "string" },
+                    "links": { "type": "object", "required": ["openapi", "health", "ready"], "properties": {
+                        "openapi": { "const": "/openapi.json" }, "health": { "const": "/health" }, "ready": { "const": "/health/ready" },
+                    } },
+                },
+            },
             "Health": { "type": "object", "properties": { "status": { "const": "ok" }, "version": { "type": "string" } } },
             "Ready": { "type": "object", "properties": { "status": { "enum": ["ok", "unavailable"] }, "database": { "enum": ["ok", "unreachable"] } } },
             "Credentials": {

@@ -23,6 +23,10 @@ pub(crate) enum Endpoint {
     Login,
     Logout,
     Me,
+    /// `/`: a JSON index, or the web page for a browser when `web_ui` is on.
+    Index,
+    /// A file of the web page (`/web/…`), which exists only when `web_ui` is on.
+    WebAsset,
 }
 
 impl Endpoint {
@@ -34,7 +38,7 @@ impl Endpoint {
             Endpoint::TaskItem => "GET, HEAD, PUT, PATCH, DELETE, OPTIONS",
             Endpoint::TaskCompletion => "PATCH, OPTIONS",
             Endpoint::Register | Endpoint::Login | Endpoint::Logout => "POST, OPTIONS",
-            Endpoint::Me => "GET, HEAD, OPTIONS",
+            Endpoint::Me | Endpoint::Index | Endpoint::WebAsset => "GET, HEAD, OPTIONS",
         }
     }
 
@@ -44,6 +48,11 @@ impl Endpoint {
             self,
             Endpoint::Register | Endpoint::Login | Endpoint::Logout | Endpoint::Me
         )
+    }
+
+    /// Whether it is one of the web page's routes (its settings are read only there).
+    pub(crate) fn is_web(self) -> bool {
+        matches!(self, Endpoint::Index | Endpoint::WebAsset)
     }
 
     /// Whether it answers `method`.
@@ -65,7 +74,12 @@ pub(crate) const TASK_PATHS: [(&str, Endpoint); 4] = [
 
 /// The routes outside the task bases. The accounts routes exist at the root and under
 /// `/api` (exact paths, so `/api/auth/tasks` is still the task list of a user `auth`).
-pub(crate) const OTHER_PATHS: [(&str, Endpoint); 11] = [
+/// The web page's files are those of `crate::web::ASSETS`.
+pub(crate) const OTHER_PATHS: [(&str, Endpoint); 15] = [
+    ("/", Endpoint::Index),
+    ("/web/app.js", Endpoint::WebAsset),
+    ("/web/app.css", Endpoint::WebAsset),
+    ("/web/icon.svg", Endpoint::WebAsset),
     ("/health", Endpoint::Health),
     ("/health/ready", Endpoint::Ready),
     ("/openapi.json", Endpoint::OpenApi),
@@ -140,7 +154,9 @@ impl Route<'_> {
             | Endpoint::Register
             | Endpoint::Login
             | Endpoint::Logout
-            | Endpoint::Me => OTHER_PATHS[self.template].0.to_owned(),
+            | Endpoint::Me
+            | Endpoint::Index
+            | Endpoint::WebAsset => OTHER_PATHS[self.template].0.to_owned(),
             _ => format!(
                 "{}{}",
                 TASK_BASES[self.base_template], TASK_PATHS[self.template].0
@@ -293,7 +309,9 @@ mod tests {
     #[test]
     fn unknown_paths_do_not_route() {
         for p in [
-            "/",
+            "/index.html",
+            "/web",
+            "/web/app.js/x",
             "/api",
             "/api/",
             "/api/u1",
@@ -307,6 +325,13 @@ mod tests {
         ] {
             assert!(resolve(p).is_none(), "{p}");
         }
+    }
+
+    #[test]
+    fn the_root_and_the_web_files_route() {
+        assert_eq!(route("/").0, Endpoint::Index);
+        assert_eq!(route("/web/app.js").0, Endpoint::WebAsset);
+        assert_eq!(resolve("/web/app.css/").unwrap().pattern(), "/web/app.css");
     }
 
     #[test]
