@@ -102,6 +102,14 @@ async fn key_set(url: &str, ttl_secs: u64, headers: &HeaderMap, now: Timestamp) 
             Ok(()) => match fetch(url).await.and_then(|document| {
                 let set = JwkSet::parse(&document)
                     .map_err(|e| format!("the document is not a usable JWKS: {e}"))?;
+                // Once per fetch, not per request: what the service will not use.
+                for k in set.skipped() {
+                    let kid = k.kid.as_deref().unwrap_or("none");
+                    log::jwks(
+                        url,
+                        &format!("key {} (kid {kid}) skipped: it {}", k.index, k.reason),
+                    );
+                }
                 Ok((document, set))
             }) {
                 Ok((document, set)) => {

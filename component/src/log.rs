@@ -19,7 +19,7 @@ pub const MAX_LINE_BYTES: usize = 4096;
 pub fn request(method: &http::Method, response: &http::Response<Vec<u8>>, elapsed: Duration) {
     let log = response.extensions().get::<RequestLog>();
     let status = response.status().as_u16();
-    let line = serde_json::json!({
+    let mut line = serde_json::json!({
         "level": if status >= 500 { "error" } else { "info" },
         "request_id": log.map(|l| l.request_id.as_str()),
         "method": method.as_str(),
@@ -29,6 +29,13 @@ pub fn request(method: &http::Method, response: &http::Response<Vec<u8>>, elapse
         "user_id": log.and_then(|l| l.user_id.as_ref()).map(|u| u.as_str()),
         "error": log.and_then(|l| l.error.as_deref()).map(|e| first_line(e, 1024)),
     });
+    let warnings = log.map(|l| l.warnings.as_slice()).unwrap_or_default();
+    if !warnings.is_empty() {
+        if status < 500 {
+            line["level"] = serde_json::Value::from("warn");
+        }
+        line["warnings"] = serde_json::Value::from(warnings.to_vec());
+    }
     write_line(line);
 }
 

@@ -70,7 +70,15 @@ pub fn parse_flag(value: &str) -> Option<bool> {
 /// `accounts` turns on the built-in accounts routes (`/auth/…`), which need `jwt_secret`
 /// (they sign HS256 tokens with it) and HS256 among the accepted algorithms;
 /// `access_token_ttl` is the lifetime of the tokens they issue, in seconds.
-pub const SETTINGS: [Setting; 10] = [
+///
+/// `web_ui` serves the web page at `/` to browsers (off: `/` answers only its JSON index and
+/// the page's files are 404), for deployments whose people use a frontend of their own.
+///
+/// `client_addr_header` names the header in which a trusted proxy in front of the service
+/// reports the client's address (for example `x-forwarded-for`): the throttle then keys
+/// clients by the last entry of its last value, the one that proxy added, instead of the
+/// host's own report (behind a proxy, that is the proxy's address for every client).
+pub const SETTINGS: [Setting; 12] = [
     Setting {
         name: "jwt_secret",
         default: None,
@@ -121,6 +129,16 @@ pub const SETTINGS: [Setting; 10] = [
         default: Some("86400"),
         secret: false,
     },
+    Setting {
+        name: "client_addr_header",
+        default: Some(""),
+        secret: false,
+    },
+    Setting {
+        name: "web_ui",
+        default: Some("false"),
+        secret: false,
+    },
 ];
 
 /// One problem with one setting.
@@ -158,17 +176,20 @@ impl fmt::Display for ConfigError {
 /// The JWT settings other than the key set (`jwt_secret`, `jwt_algorithms`, `jwt_issuer`,
 /// `jwt_audience`) are always read. The key set (`jwt_jwks`, `jwt_jwks_url`,
 /// `jwt_jwks_ttl`) is read only for a request whose bearer token names an asymmetric
-/// algorithm, `cors_origins` only for a request with an `Origin`, and the accounts settings
-/// only on the `/auth` routes. `/health/ready` reads everything, so that a readiness probe
-/// reports any bad setting. See [`Config::for_request`].
+/// algorithm, `cors_origins` only for a request with an `Origin`, the accounts settings
+/// only on the `/auth` routes, and `web_ui` only where the page may be served (`/` asked for
+/// by a browser, and the page's files). `/health/ready` reads everything, so that a readiness
+/// probe reports any bad setting. See [`Config::for_request`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SettingsScope {
     /// `jwt_jwks`, `jwt_jwks_url` and `jwt_jwks_ttl`.
     pub jwks: bool,
     /// `cors_origins`.
     pub cors: bool,
-    /// `accounts` and `access_token_ttl`.
+    /// `accounts`, `access_token_ttl` and `client_addr_header`.
     pub accounts: bool,
+    /// `web_ui`.
+    pub web: bool,
 }
 
 impl SettingsScope {
@@ -177,6 +198,7 @@ impl SettingsScope {
         jwks: true,
         cors: true,
         accounts: true,
+        web: true,
     };
 
     /// The settings `request` can use.
@@ -184,12 +206,23 @@ impl SettingsScope {
     /// ```
     /// use task_api_core::SettingsScope;
     /// let plain = http::Request::get("/api/tasks").body(()).unwrap();
-    /// assert_eq!(SettingsScope::of(&plain), SettingsScope { jwks: false, cors: false, accounts: false });
+    /// assert_eq!(
+    ///     SettingsScope::of(&plain),
+    ///     SettingsScope { jwks: false, cors: false, accounts: false, web: false }
+    /// );
     /// let browser = http::Request::post("/auth/login")
     ///     .header("origin", "https://app.example")
     ///     .body(())
     ///     .unwrap();
-    /// assert_eq!(SettingsScope::of(&browser), SettingsScope { jwks: false, cors: true, accounts: true });
+    /// assert_eq!(
+    ///     SettingsScope::of(&browser),
+    ///     SettingsScope { jwks: false, cors: true, accounts: true, web: false }
+    /// );
+    /// // `/` reads `web_ui` only for a client that prefers HTML (a browser) to JSON.
+    /// let page = http::Request::get("/").header("accept", "text/html").body(()).unwrap();
+    /// assert!(SettingsScope::of(&page).web);
+    /// let program = http::Request::get("/").header("accept", "application/json").body(()).unwrap();
+    /// assert!(!SettingsScope::of(&program).web);
     /// ```
     pub fn of<B>(request: &http::Request<B>) -> SettingsScope {
         let route = crate::routes::resolve(request.uri().path());
@@ -202,7 +235,11 @@ impl SettingsScope {
         SettingsScope {
             jwks: crate::jwks::bearer_uses_jwks(request.headers()),
             cors: request.headers().contains_key(http::header::ORIGIN),
-            accounts: route.is_some_and(|r| r.endpoint.is_account()),
+            accounts: route.as_ref().is_some_and(|r| r.endpoint.is_account()),
+            web: route.is_some_and(|r| match r.endpoint {
+                crate::routes::Endpoint::Index => crate::web::prefers_html(request.headers()),
+                e => e.is_web(),
+            }),
         }
     }
 
@@ -211,7 +248,8 @@ impl SettingsScope {
         match name {
             "jwt_jwks" | "jwt_jwks_url" | "jwt_jwks_ttl" => self.jwks,
             "cors_origins" => self.cors,
-            "accounts" | "access_token_ttl" => self.accounts,
+            "accounts" | "access_token_ttl" | "client_addr_header" => self.accounts,
+            "web_ui" => self.web,
             _ => true,
         }
     }
@@ -226,6 +264,10 @@ pub struct Config {
     /// How issued tokens are signed; `Some` whenever a secret is set.
     pub(crate) tokens: Option<TokenSettings>,
     pub(crate) password_cost: PasswordCost,
+    warnings: Vec<&'static str>,
+    /// The header a trusted proxy reports the client's address in (`client_addr_header`).
+    pub(crate) client_addr_header: Option<String>,
+    pub(crate) web_ui: bool,
     jwks_url: Option<String>,
     jwks_ttl_secs: u64,
 }
@@ -402,16 +444,44 @@ impl Config {
 
         let cors = CorsOrigins::parse(&get("cors_origins")).map_err(|m| problem("cors_origins", m));
 
+        let addr_header = get("client_addr_header").trim().to_ascii_lowercase();
+        let client_addr_header = if addr_header.is_empty() {
+            None
+        } else if http::HeaderName::from_bytes(addr_header.as_bytes()).is_ok() {
+            Some(addr_header)
+        } else {
+            problem(
+                "client_addr_header",
+                "must be a header name, like x-forwarded-for".into(),
+            );
+            None
+        };
+
+        let web_ui = parse_flag(&get("web_ui"));
+        if web_ui.is_none() {
+            problem("web_ui", "must be true or false".into());
+        }
+
         // Report in SETTINGS order, each setting's problems in the order found.
         problems.sort_by_key(|p| SETTINGS.iter().position(|s| s.name == p.setting));
-        let (Ok(algorithms), Ok(cors), Some(accounts), Some(jwks_ttl_secs), Some(token_ttl), true) = (
+        let (
+            Ok(algorithms),
+            Ok(cors),
+            Some(accounts),
+            Some(jwks_ttl_secs),
+            Some(token_ttl),
+            Some(web_ui),
+            true,
+        ) = (
             algorithms,
             cors,
             accounts,
             jwks_ttl_secs,
             token_ttl,
+            web_ui,
             problems.is_empty(),
-        ) else {
+        )
+        else {
             return Err(ConfigError { problems });
         };
         // Issued tokens name the first configured issuer and audience.
@@ -435,15 +505,27 @@ impl Config {
         if !issuers.is_empty() {
             verifier = verifier.with_issuers(issuers);
         }
+        // An identity provider signs tokens for every application it serves with the same
+        // keys; only `aud` tells them apart.
+        let mut warnings = Vec::new();
+        if has_jwks && audiences.is_empty() {
+            warnings.push(
+                "jwt_audience is empty: tokens that the JWKS's identity provider signed for any \
+                 other application are accepted too; set it (Better Auth: its base URL)",
+            );
+        }
         if !audiences.is_empty() {
             verifier = verifier.with_audiences(audiences);
         }
         Ok(Config {
+            warnings,
             verifier,
             cors,
             accounts,
             tokens,
             password_cost: PasswordCost::DEFAULT,
+            client_addr_header,
+            web_ui,
             jwks_url: url,
             jwks_ttl_secs,
         })
@@ -499,6 +581,26 @@ impl Config {
             .or_else(|_| Config::from_lookup(read))
     }
 
+    /// What is allowed but probably not meant, for the host to log (the core logs nothing):
+    /// today, a JWKS without `jwt_audience`. `/health/ready` puts these in its
+    /// [`crate::RequestLog`], so a host logs them whenever a probe checks readiness.
+    ///
+    /// ```
+    /// use task_api_core::Config;
+    /// let open = Config::from_lookup(|n| (n == "jwt_jwks_url").then(|| "https://a.example/jwks".into())).unwrap();
+    /// assert!(open.warnings()[0].contains("jwt_audience"));
+    /// let scoped = Config::from_lookup(|n| match n {
+    ///     "jwt_jwks_url" => Some("https://a.example/jwks".into()),
+    ///     "jwt_audience" => Some("https://a.example".into()),
+    ///     _ => None,
+    /// })
+    /// .unwrap();
+    /// assert!(scoped.warnings().is_empty());
+    /// ```
+    pub fn warnings(&self) -> &[&'static str] {
+        &self.warnings
+    }
+
     /// The URL of the JWKS the host should fetch (`jwt_jwks_url`), if one is configured.
     /// Until the host hands over the keys with [`Config::with_fetched_jwks`], asymmetric
     /// tokens are answered 401 "the signing keys could not be fetched".
@@ -549,6 +651,22 @@ impl Config {
     /// Whether the built-in accounts routes are enabled.
     pub fn accounts_enabled(&self) -> bool {
         self.accounts
+    }
+
+    /// Whether the web page is served at `/` (`web_ui`; off by default).
+    ///
+    /// ```
+    /// use task_api_core::Config;
+    /// let config = Config::from_lookup(|name| match name {
+    ///     "jwt_secret" => Some("an example secret of at least 32 bytes!".into()),
+    ///     "web_ui" => Some("yes".into()),
+    ///     _ => None,
+    /// })
+    /// .unwrap();
+    /// assert!(config.web_ui_enabled());
+    /// ```
+    pub fn web_ui_enabled(&self) -> bool {
+        self.web_ui
     }
 
     /// The lifetime of the tokens the accounts routes issue, in seconds (`access_token_ttl`,
@@ -795,6 +913,56 @@ mod tests {
         .unwrap();
         assert!(config.verifier().accepts(Algorithm::RS256));
         assert!(!config.verifier().accepts(Algorithm::HS256));
+    }
+
+    #[test]
+    fn the_web_page_is_off_unless_asked_for() {
+        assert!(!load(&[GOOD]).unwrap().web_ui_enabled());
+        assert!(load(&[GOOD, ("web_ui", "on")]).unwrap().web_ui_enabled());
+        assert!(!load(&[GOOD, ("web_ui", "0")]).unwrap().web_ui_enabled());
+        assert_eq!(problems(&[GOOD, ("web_ui", "sometimes")]), ["web_ui"]);
+    }
+
+    #[test]
+    fn web_ui_is_read_only_where_the_page_may_be_served() {
+        let asked = std::cell::RefCell::new(Vec::<String>::new());
+        let lookup = |name: &str| {
+            asked.borrow_mut().push(name.to_owned());
+            match name {
+                "jwt_secret" => Some(GOOD.1.to_owned()),
+                "web_ui" => Some("true".to_owned()),
+                _ => None,
+            }
+        };
+        let get = |path: &str, accept: &str| {
+            http::Request::get(path)
+                .header("accept", accept)
+                .body(())
+                .unwrap()
+        };
+        for (request, reads) in [
+            (get("/api/tasks", "text/html"), false),
+            (get("/", "application/json"), false),
+            (get("/", "*/*"), false),
+            (get("/", "text/html,*/*;q=0.8"), true),
+            (get("/web/app.js", "*/*"), true),
+        ] {
+            asked.borrow_mut().clear();
+            let config = Config::for_request(SettingsScope::of(&request), lookup).unwrap();
+            let read = asked.borrow().iter().any(|n| n == "web_ui");
+            assert_eq!(read, reads, "{}", request.uri());
+            assert_eq!(config.web_ui_enabled(), reads, "{}", request.uri());
+        }
+        // A bad value outside the scope is still reported, with every other problem.
+        let bad = |name: &str| match name {
+            "jwt_secret" => Some("short".to_owned()),
+            "web_ui" => Some("maybe".to_owned()),
+            _ => None,
+        };
+        let err =
+            Config::for_request(SettingsScope::of(&get("/api/tasks", "*/*")), bad).unwrap_err();
+        let names: Vec<_> = err.problems.iter().map(|p| p.setting).collect();
+        assert_eq!(names, ["jwt_secret", "web_ui"]);
     }
 
     #[test]

@@ -9,8 +9,8 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header
 use serde::Serialize;
 
 use crate::accounts::{
-    self, AccountStore, LoginThrottle, MAX_FAILED_LOGINS_PER_ADDR, MAX_FAILED_LOGINS_PER_EMAIL,
-    MemoryThrottle, User,
+    self, AccountStore, MAX_FAILED_LOGINS_PER_ADDR, MAX_FAILED_LOGINS_PER_EMAIL,
+    MAX_REGISTRATIONS_PER_ADDR, ThrottleKey, User, Window,
 };
 use crate::config::{Config, ConfigError};
 use crate::error::{ApiError, RETRY_AFTER_SECS};
@@ -21,6 +21,7 @@ use crate::store::{Idempotency, StoreError, TaskStore};
 use crate::task::{Task, TaskId, UserId, Version};
 use crate::time::Timestamp;
 use crate::validation;
+use crate::web;
 use crate::{IdempotencyKey, RequestContext};
 
 /// Largest accepted request body, in bytes (64 KiB).
@@ -42,74 +43,44 @@ pub struct RequestLog {
     pub user_id: Option<UserId>,
     /// The cause of a 5xx, for the log only.
     pub error: Option<String>,
+    /// The configuration's warnings ([`Config::warnings`]), on `/health/ready` only.
+    pub warnings: Vec<&'static str>,
 }
 
-/// The API over a store, a login throttle and a configuration.
+/// The API over a store and a configuration.
 ///
 /// A configuration that failed to load still serves `/health` and `/openapi.json`; task
 /// routes then answer 500 with a problem naming the bad settings.
 ///
-/// The throttle counts failed logins of the built-in accounts. [`Api::new`] and
-/// [`Api::with_config_result`] use a [`MemoryThrottle`], which is right for one process; a
-/// host running several instances (a Spin app: one instance per request) must share one
-/// through [`Api::with_throttle`].
+/// The built-in accounts' throttle keeps its counters in the store
+/// ([`AccountStore::count_attempt`]), so every instance of a service that shares a store
+/// shares the limits.
 #[derive(Debug)]
-pub struct Api<S, T = MemoryThrottle> {
+pub struct Api<S> {
     store: S,
-    throttle: T,
     config: Result<Config, ConfigError>,
 }
 
 impl<S: TaskStore> Api<S> {
-    /// An API over `store` with a checked `config` and an in-memory throttle.
+    /// An API over `store` with a checked `config`.
     pub fn new(store: S, config: Config) -> Self {
         Self::with_config_result(store, Ok(config))
     }
 
-    /// An API over `store` with the result of loading the configuration, good or bad, and
-    /// an in-memory throttle.
+    /// An API over `store` with the result of loading the configuration, good or bad.
     pub fn with_config_result(store: S, config: Result<Config, ConfigError>) -> Self {
-        Api {
-            store,
-            throttle: MemoryThrottle::new(),
-            config,
-        }
+        Api { store, config }
     }
 }
 
-impl<S, T> Api<S, T> {
-    /// This API with `throttle` counting failed logins instead.
-    ///
-    /// ```
-    /// use task_api_core::{Api, Config, MemoryStore, MemoryThrottle};
-    /// let config = Config::from_lookup(|name| {
-    ///     (name == "jwt_secret").then(|| "an example secret of at least 32 bytes!".into())
-    /// })
-    /// .unwrap();
-    /// let shared = MemoryThrottle::new(); // a host would bring a shared store here
-    /// let api = Api::new(MemoryStore::new(), config).with_throttle(shared);
-    /// # let _ = api;
-    /// ```
-    pub fn with_throttle<U>(self, throttle: U) -> Api<S, U> {
-        Api {
-            store: self.store,
-            throttle,
-            config: self.config,
-        }
-    }
-
+impl<S> Api<S> {
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
     }
-
-    /// The login throttle.
-    pub fn throttle(&self) -> &T {
-        &self.throttle
-    }
 }
 
-impl<S: TaskStore + AccountStore, T: LoginThrottle> Api<S, T> {
+impl<S: TaskStore + AccountStore> Api<S> {
     /// Answers one request. Never panics on any input; never returns a 5xx for a client's
     /// mistake.
     pub async fn handle(
@@ -119,10 +90,15 @@ impl<S: TaskStore + AccountStore, T: LoginThrottle> Api<S, T> {
     ) -> Response<Vec<u8>> {
         let request_id =
             inbound_request_id(request.headers()).unwrap_or_else(|| ctx.request_id.clone());
-        // With accounts off, their routes do not exist: 404 for every method, no CORS.
+        // With accounts off, their routes do not exist: 404 for every method, no CORS. The
+        // same for the web page's files with `web_ui` off.
         let accounts_off = matches!(&self.config, Ok(c) if !c.accounts);
-        let route = routes::resolve(request.uri().path())
-            .filter(|r| !(accounts_off && r.endpoint.is_account()));
+        let web_off = matches!(&self.config, Ok(c) if !c.web_ui);
+        let route = routes::resolve(request.uri().path()).filter(|r| {
+            let off = (accounts_off && r.endpoint.is_account())
+                || (web_off && r.endpoint == Endpoint::WebAsset);
+            !off
+        });
         let mut log = RequestLog {
             request_id: request_id.clone(),
             route: route
@@ -130,6 +106,7 @@ impl<S: TaskStore + AccountStore, T: LoginThrottle> Api<S, T> {
                 .map_or_else(|| "-".to_owned(), Route::pattern),
             user_id: None,
             error: None,
+            warnings: Vec::new(),
         };
         let is_head = request.method() == Method::HEAD;
         let mut response = match self
@@ -217,6 +194,18 @@ impl<S: TaskStore + AccountStore, T: LoginThrottle> Api<S, T> {
                 );
                 Ok(r)
             }
+            // Without a usable configuration, `/` is the JSON index: the page's setting is
+            // unknown, and `/health/ready` names the problem.
+            Endpoint::Index => Ok(web::index(
+                req,
+                self.config.as_ref().is_ok_and(|c| c.web_ui),
+            )),
+            Endpoint::WebAsset => {
+                self.config
+                    .as_ref()
+                    .map_err(|e| ApiError::Misconfigured(e.clone()))?;
+                web::asset(req, &route.pattern()).ok_or(ApiError::NotFound)
+            }
             e if e.is_account() => {
                 let config = self
                     .config
@@ -224,7 +213,6 @@ impl<S: TaskStore + AccountStore, T: LoginThrottle> Api<S, T> {
                     .map_err(|e| ApiError::Misconfigured(e.clone()))?;
                 let call = AccountCall {
                     store: &self.store,
-                    throttle: &self.throttle,
                     config,
                     req,
                     ctx,
@@ -262,6 +250,9 @@ impl<S: TaskStore + AccountStore, T: LoginThrottle> Api<S, T> {
             (Ok(_), Err(e @ StoreError::Misconfigured { .. })) => Err(ApiError::from(e)),
             (Ok(_), ping) => Ok(ping),
         };
+        if let Ok(config) = &self.config {
+            log.warnings = config.warnings().to_vec();
+        }
         let ping = match permanent {
             Ok(ping) => ping,
             Err(e) => {
@@ -486,16 +477,15 @@ fn json_body(req: &Request<Vec<u8>>, optional: bool) -> Result<&[u8], ApiError> 
 }
 
 /// One call to a built-in accounts route (accounts are on).
-struct AccountCall<'a, S, T> {
+struct AccountCall<'a, S> {
     store: &'a S,
-    throttle: &'a T,
     config: &'a Config,
     req: &'a Request<Vec<u8>>,
     ctx: &'a RequestContext,
     log: &'a mut RequestLog,
 }
 
-impl<S: AccountStore, T: LoginThrottle> AccountCall<'_, S, T> {
+impl<S: AccountStore> AccountCall<'_, S> {
     async fn run(self, endpoint: Endpoint) -> Result<Response<Vec<u8>>, ApiError> {
         match endpoint {
             Endpoint::Register => self.register().await,
@@ -508,6 +498,15 @@ impl<S: AccountStore, T: LoginThrottle> AccountCall<'_, S, T> {
 
     async fn register(self) -> Result<Response<Vec<u8>>, ApiError> {
         let (email, password) = accounts::parse_credentials(json_body(self.req, false)?)?;
+        // Each registration costs a hash and may create an account: counted per address
+        // before either, and never forgiven.
+        let window = Window::at(self.ctx.now);
+        if let Some(addr) = self.client_addr() {
+            let key = ThrottleKey::new(&format!("register:addr:{addr}"), window.start);
+            if self.count(&key, &window).await? > MAX_REGISTRATIONS_PER_ADDR {
+                return Err(ApiError::TooManyAttempts(window.retry_after));
+            }
+        }
         let entropy = self
             .ctx
             .entropy
@@ -528,16 +527,19 @@ impl<S: AccountStore, T: LoginThrottle> AccountCall<'_, S, T> {
 
     async fn login(self) -> Result<Response<Vec<u8>>, ApiError> {
         let (email, password) = accounts::parse_credentials(json_body(self.req, false)?)?;
-        let (email_key, addr_key, retry_after) =
-            accounts::throttle_keys(&email, self.ctx.client_addr.as_deref(), self.ctx.now);
-        // A locked email or address costs no hash.
-        if self.throttle.count(&email_key).await? >= MAX_FAILED_LOGINS_PER_EMAIL {
-            return Err(ApiError::TooManyAttempts(retry_after));
+        // Count the attempt first, atomically, so that parallel guesses cannot all pass a
+        // check made before any of them is counted; over a limit, no hash is computed.
+        let window = Window::at(self.ctx.now);
+        let email_key = ThrottleKey::new(&format!("login:email:{}", email.folded()), window.start);
+        let addr_key = self
+            .client_addr()
+            .map(|addr| ThrottleKey::new(&format!("login:addr:{addr}"), window.start));
+        let mut over = self.count(&email_key, &window).await? > MAX_FAILED_LOGINS_PER_EMAIL;
+        if let Some(key) = &addr_key {
+            over |= self.count(key, &window).await? > MAX_FAILED_LOGINS_PER_ADDR;
         }
-        if let Some(key) = &addr_key
-            && self.throttle.count(key).await? >= MAX_FAILED_LOGINS_PER_ADDR
-        {
-            return Err(ApiError::TooManyAttempts(retry_after));
+        if over {
+            return Err(ApiError::TooManyAttempts(window.retry_after));
         }
         let record = self.store.login_record(&email).await?;
         let user = match record {
@@ -550,14 +552,33 @@ impl<S: AccountStore, T: LoginThrottle> AccountCall<'_, S, T> {
             }
         };
         let Some(user) = user else {
-            self.throttle.increment(&email_key).await?;
-            if let Some(key) = &addr_key {
-                self.throttle.increment(key).await?;
-            }
             return Err(ApiError::InvalidCredentials);
         };
+        // Only failures add up: a login that succeeded takes its count back.
+        self.store.forgive_attempt(&email_key).await?;
+        if let Some(key) = &addr_key {
+            self.store.forgive_attempt(key).await?;
+        }
         self.log.user_id = Some(user.id.clone());
         self.token_envelope(StatusCode::OK, &user)
+    }
+
+    /// Counts this attempt under `key` until the window ends.
+    async fn count(&self, key: &ThrottleKey, window: &Window) -> Result<u64, ApiError> {
+        Ok(self
+            .store
+            .count_attempt(key, window.end, self.ctx.now)
+            .await?)
+    }
+
+    /// The client's address as the throttle keys it: the hop a trusted proxy added to the
+    /// configured header (`client_addr_header`), else the host's report.
+    fn client_addr(&self) -> Option<String> {
+        let raw = match self.config.client_addr_header.as_deref() {
+            Some(header) => accounts::forwarded_addr(self.req.headers(), header),
+            None => self.ctx.client_addr.as_deref(),
+        };
+        raw.and_then(accounts::normalize_addr)
     }
 
     async fn me(self) -> Result<Response<Vec<u8>>, ApiError> {

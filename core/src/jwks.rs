@@ -160,14 +160,28 @@ pub enum JwksError {
 /// [`JwkSet::parse`] keeps the keys the service can verify with: `OKP`/`Ed25519` (for
 /// `EdDSA`), `EC`/`P-256` (for `ES256`) and `RSA` of 2048 to 4096 bits with exponent 65537
 /// (for `RS256`). A key of another type or curve, with a `use` other than `sig`, with
-/// `key_ops` not naming `verify`, or with an `alg` its type cannot serve (an RSA key marked
-/// `PS256`) is skipped. A document that is not JSON, a supported key whose members are
+/// `key_ops` not naming `verify`, with an `alg` its type cannot serve (an RSA key marked
+/// `PS256`), or an RSA key over 4096 bits or with another exponent is skipped, and listed
+/// in [`JwkSet::skipped`] for the host to log: one key the service cannot use must not cost
+/// the tokens of every other. A document that is not JSON, a supported key whose members are
 /// missing, not base64url or not a valid key, a key carrying private material, two keys of
 /// one type sharing a `kid`, or a document left with no usable key is an error: a host then
 /// keeps its previous copy rather than trusting part of a broken one.
 #[derive(Clone)]
 pub struct JwkSet {
     keys: Vec<Jwk>,
+    skipped: Vec<SkippedKey>,
+}
+
+/// A key of a JWKS document that [`JwkSet::parse`] skipped, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedKey {
+    /// Its position in the document's `keys`.
+    pub index: usize,
+    /// Its `kid`, if it has one.
+    pub kid: Option<String>,
+    /// Why the service does not use it.
+    pub reason: &'static str,
 }
 
 impl JwkSet {
@@ -205,11 +219,20 @@ impl JwkSet {
             .and_then(Value::as_array)
             .ok_or(JwksError::NotAJwks)?;
         let mut keys: Vec<Jwk> = Vec::new();
+        let mut skipped = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
             let entry = entry.as_object().ok_or(JwksError::NotAJwks)?;
             let bad = |reason| JwksError::BadKey { index, reason };
-            let Some(key) = parse_key(entry).map_err(bad)? else {
-                continue;
+            let key = match parse_key(entry).map_err(bad)? {
+                Entry::Usable(key) => key,
+                Entry::Skipped(reason) => {
+                    skipped.push(SkippedKey {
+                        index,
+                        kid: entry.get("kid").and_then(Value::as_str).map(str::to_owned),
+                        reason,
+                    });
+                    continue;
+                }
             };
             if key.kid.is_some()
                 && keys
@@ -223,7 +246,22 @@ impl JwkSet {
         if keys.is_empty() {
             return Err(JwksError::NoUsableKey);
         }
-        Ok(JwkSet { keys })
+        Ok(JwkSet { keys, skipped })
+    }
+
+    /// The keys of the document that were skipped, in document order, for the host to log.
+    ///
+    /// ```
+    /// use task_api_core::JwkSet;
+    /// let doc = r#"{"keys": [
+    ///   {"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+    ///   {"kty": "OKP", "crv": "X25519", "kid": "enc", "x": "hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo"}
+    /// ]}"#;
+    /// let set = JwkSet::parse(doc).unwrap();
+    /// assert_eq!(set.skipped()[0].kid.as_deref(), Some("enc"));
+    /// ```
+    pub fn skipped(&self) -> &[SkippedKey] {
+        &self.skipped
     }
 
     /// How many usable keys the set holds (never 0 for a parsed set).
@@ -298,9 +336,21 @@ impl fmt::Debug for JwkSet {
     }
 }
 
-/// The usable key of one JWKS entry, `None` if it is of a kind the service skips, or what
-/// is wrong with it.
-fn parse_key(entry: &Map<String, Value>) -> Result<Option<Jwk>, &'static str> {
+/// What one JWKS entry is to the service.
+enum Entry {
+    /// A key it verifies with.
+    Usable(Jwk),
+    /// A well-formed key it does not use, and why.
+    Skipped(&'static str),
+}
+
+/// The largest RSA modulus used, in bits (longer keys cost more to verify than any
+/// identity provider needs; jwt-simple refuses them).
+const MAX_RSA_BITS: usize = 4096;
+
+/// The usable key of one JWKS entry, a key of a kind the service skips, or what is wrong
+/// with it.
+fn parse_key(entry: &Map<String, Value>) -> Result<Entry, &'static str> {
     let text = |name: &str| -> Result<Option<&str>, &'static str> {
         match entry.get(name) {
             None => Ok(None),
@@ -311,12 +361,12 @@ fn parse_key(entry: &Map<String, Value>) -> Result<Option<Jwk>, &'static str> {
     let kty = text("kty")?.ok_or("has no kty")?;
     let kid = text("kid")?.map(str::to_owned);
     if text("use")?.is_some_and(|u| u != "sig") {
-        return Ok(None);
+        return Ok(Entry::Skipped("is not a signing key (use)"));
     }
     if let Some(ops) = entry.get("key_ops") {
         let ops = ops.as_array().ok_or("has a key_ops that is not an array")?;
         if !ops.iter().any(|o| o.as_str() == Some("verify")) {
-            return Ok(None);
+            return Ok(Entry::Skipped("is not for verifying (key_ops)"));
         }
     }
     let alg = text("alg")?;
@@ -325,12 +375,18 @@ fn parse_key(entry: &Map<String, Value>) -> Result<Option<Jwk>, &'static str> {
         ("EC", Some("P-256")) => KeyType::P256,
         ("RSA", _) => KeyType::Rsa,
         ("OKP" | "EC", None) => return Err("has no crv"),
-        _ => return Ok(None),
+        _ => {
+            return Ok(Entry::Skipped(
+                "is of a type or curve the service does not verify",
+            ));
+        }
     };
     // An `alg` the key's type cannot serve (RSA keys for PS256, RS512…) means the key is
     // meant for another algorithm: skip it rather than use it for ours.
     if alg.is_some_and(|a| Algorithm::parse(a) != Some(key_type.algorithm())) {
-        return Ok(None);
+        return Ok(Entry::Skipped(
+            "is for an algorithm the service does not accept (alg)",
+        ));
     }
     let private: &[&str] = match key_type {
         KeyType::Ed25519 | KeyType::P256 => &["d"],
@@ -374,13 +430,24 @@ fn parse_key(entry: &Map<String, Value>) -> Result<Option<Jwk>, &'static str> {
             if bit_length(&n) < MIN_RSA_BITS {
                 return Err("has an RSA modulus shorter than 2048 bits");
             }
+            if bit_length(&n) > MAX_RSA_BITS {
+                return Ok(Entry::Skipped("is an RSA key over 4096 bits"));
+            }
+            if e.iter()
+                .skip_while(|&&b| b == 0)
+                .copied()
+                .collect::<Vec<u8>>()
+                != [1, 0, 1]
+            {
+                return Ok(Entry::Skipped("is an RSA key whose exponent is not 65537"));
+            }
             let key = RS256PublicKey::from_components(&n, &e).map_err(
                 |_| "is not a supported RSA key (modulus of 2048 to 4096 bits, exponent 65537)",
             )?;
             PublicKey::Rsa(Box::new(key))
         }
     };
-    Ok(Some(Jwk { kid, key }))
+    Ok(Entry::Usable(Jwk { kid, key }))
 }
 
 /// The number of significant bits of a big-endian unsigned integer.
@@ -746,10 +813,8 @@ mod tests {
                 serde_json::json!({"kty": "RSA", "n": b64(&[0xff; 128]), "e": "AQAB"}),
                 "2048",
             ),
-            (
-                serde_json::json!({"kty": "RSA", "n": b64(&[0xff; 256]), "e": "Aw"}),
-                "supported",
-            ),
+            // (An exponent other than 65537 is skipped, not an error: see
+            // tests/jwks.rs `rsa_keys_the_service_cannot_use_are_skipped_…`.)
         ];
         for (key, expected) in cases {
             let err = JwkSet::parse(&doc(&[ed25519_jwk("ok"), key.clone()])).unwrap_err();

@@ -50,12 +50,13 @@ mod store;
 mod task;
 mod time;
 mod validation;
+mod web;
 
 pub use accounts::{
     AccountStore, DEFAULT_ACCESS_TOKEN_TTL_SECS, DUMMY_PASSWORD_HASH, EMAIL_MAX_CHARS, Email,
-    LOGIN_WINDOW_SECS, LoginThrottle, MAX_ACCESS_TOKEN_TTL_SECS, MAX_FAILED_LOGINS_PER_ADDR,
-    MAX_FAILED_LOGINS_PER_EMAIL, MIN_ACCESS_TOKEN_TTL_SECS, MemoryThrottle, PASSWORD_MAX_CHARS,
-    PASSWORD_MIN_CHARS, Password, PasswordCost, User,
+    LOGIN_WINDOW_SECS, MAX_ACCESS_TOKEN_TTL_SECS, MAX_FAILED_LOGINS_PER_ADDR,
+    MAX_FAILED_LOGINS_PER_EMAIL, MAX_REGISTRATIONS_PER_ADDR, MIN_ACCESS_TOKEN_TTL_SECS,
+    PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, Password, PasswordCost, ThrottleKey, User,
 };
 pub use auth::{
     Algorithm, AuthError, JwtSecret, JwtVerifier, LEEWAY_SECS, MAX_TOKEN_BYTES, MIN_SECRET_BYTES,
@@ -69,7 +70,7 @@ pub use error::{ApiError, RETRY_AFTER_SECS};
 pub use handler::{Api, MAX_BODY_BYTES, RequestLog, VERSION};
 pub use jwks::{
     DEFAULT_JWKS_TTL_SECS, JWKS_MAX_STALE_SECS, JWKS_REFRESH_INTERVAL_SECS, Jwk, JwkSet, JwksCache,
-    JwksError, KeyType, MAX_JWKS_BYTES, MIN_RSA_BITS, bearer_key_id, bearer_uses_jwks,
+    JwksError, KeyType, MAX_JWKS_BYTES, MIN_RSA_BITS, SkippedKey, bearer_key_id, bearer_uses_jwks,
     refresh_allowed, should_refresh,
 };
 pub use listing::{

@@ -156,6 +156,37 @@ fn an_eddsa_token_creates_a_task() {
 }
 
 #[test]
+fn rsa_keys_the_service_cannot_use_are_skipped_and_the_others_still_verify() {
+    // An RSA modulus of 8193 bits, and a 2048-bit one with exponent 3: well-formed keys the
+    // service will not use. Refusing the whole document for them would, once the cached copy
+    // went stale, answer every asymmetric token with a 401.
+    let mut huge = vec![0x01];
+    huge.extend(std::iter::repeat_n(0xff, 1024));
+    let small_e = json!({"kty": "RSA", "kid": "e3", "n": b64(&[0xc5; 256]), "e": b64(&[3])});
+    let doc = document(&[
+        json!({"kty": "RSA", "kid": "big", "n": b64(&huge), "e": b64(&[1, 0, 1])}),
+        small_e,
+        ed25519_jwk("ed-1", ed25519()),
+    ]);
+    let set = JwkSet::parse(&doc).unwrap();
+    let skipped: Vec<_> = set
+        .skipped()
+        .iter()
+        .map(|k| (k.index, k.kid.as_deref(), k.reason))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            (0, Some("big"), "is an RSA key over 4096 bits"),
+            (1, Some("e3"), "is an RSA key whose exponent is not 65537"),
+        ]
+    );
+    let app = app_with_fetched(&doc);
+    let token = ed25519().sign(claims_at(&app, "u1")).unwrap();
+    assert_eq!(create(&app, &token).status, 201);
+}
+
+#[test]
 fn every_algorithm_and_the_shared_secret_reach_the_same_user() {
     let app = app_with_fetched(&all_keys());
     let id = create(&app, &ed25519().sign(claims_at(&app, "u1")).unwrap()).id();

@@ -454,3 +454,79 @@ async fn a_refused_database_address_never_puts_its_password_in_a_log_line() {
     );
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwks_without_an_audience_is_a_warning_in_the_readiness_log_line() {
+    let extra = [
+        (
+            "jwt_jwks_url",
+            "https://id.example/api/auth/jwks".to_owned(),
+        ),
+        ("jwks_host", "https://id.example".to_owned()),
+    ];
+    let served = (Serve {
+        postgres: false,
+        extra: &extra,
+        count_host_calls: false,
+    })
+    .start()
+    .await
+    .unwrap();
+    let ready = call(served.running.addr, "GET", "/health/ready", None, None, &[]).await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    let text = served.log.text();
+    let line: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(line["level"], "warn", "{line}");
+    assert!(
+        line["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("jwt_audience"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_or_role_that_does_not_exist_is_a_configuration_error_not_a_503() {
+    // The server's reason comes on the later lines of Spin's error chain; the first line is
+    // only "db error".
+    let Some(schema) = PgSchema::create("behaviournodb").await else {
+        return;
+    };
+    let host = schema.database_host();
+    for url in [
+        format!("postgres://postgres@{host}/no_such_database_here?sslmode=disable"),
+        format!("postgres://no_such_role_here@{host}/test?sslmode=disable"),
+    ] {
+        let extra = [
+            ("database_url", url.clone()),
+            ("database_host", host.clone()),
+        ];
+        let served = (Serve {
+            postgres: false,
+            extra: &extra,
+            count_host_calls: false,
+        })
+        .start()
+        .await
+        .unwrap();
+        let r = call(
+            served.running.addr,
+            "GET",
+            "/api/tasks",
+            Some("ann"),
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(r.status, 500, "{url}: {}", r.text());
+        let problem = json_of(&r);
+        assert_eq!(problem["code"], "configuration_error", "{problem}");
+        assert!(problem["detail"].as_str().unwrap().contains("database_url"));
+        assert!(
+            served.log.text().contains("does not exist"),
+            "{}",
+            served.log.text()
+        );
+    }
+}
