@@ -567,10 +567,11 @@ fn keyed_ip(ip: std::net::IpAddr) -> String {
 /// added after what the client sent itself, so only the last one was written by the proxy
 /// in front of the service; anything before it is the client's claim).
 pub(crate) fn forwarded_addr<'a>(headers: &'a http::HeaderMap, header: &str) -> Option<&'a str> {
-    let value = headers.get_all(header).iter().next_back()?.to_str().ok()?;
-    value
-        .rsplit(',')
-        .next()
+    let value = headers.get_all(header).iter().next_back()?.as_bytes();
+    // Only the last entry needs to be text: what the client wrote before it may be anything.
+    let last = value.rsplit(|&b| b == b',').next()?;
+    std::str::from_utf8(last)
+        .ok()
         .map(str::trim)
         .filter(|a| !a.is_empty())
 }
@@ -823,6 +824,13 @@ mod tests {
         h.append("x-forwarded-for", "198.51.100.4".parse().unwrap());
         assert_eq!(forwarded_addr(&h, "x-forwarded-for"), Some("198.51.100.4"));
         assert_eq!(forwarded_addr(&h, "x-real-ip"), None);
+        // Bytes that are not text before the proxy's hop do not hide the hop.
+        let mut raw = http::HeaderMap::new();
+        raw.append(
+            "x-forwarded-for",
+            http::HeaderValue::from_bytes(b"\xff\xfe, 203.0.113.9").unwrap(),
+        );
+        assert_eq!(forwarded_addr(&raw, "x-forwarded-for"), Some("203.0.113.9"));
     }
 
     #[test]

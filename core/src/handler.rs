@@ -534,11 +534,14 @@ impl<S: AccountStore> AccountCall<'_, S> {
         let addr_key = self
             .client_addr()
             .map(|addr| ThrottleKey::new(&format!("login:addr:{addr}"), window.start));
-        let mut over = self.count(&email_key, &window).await? > MAX_FAILED_LOGINS_PER_EMAIL;
-        if let Some(key) = &addr_key {
-            over |= self.count(key, &window).await? > MAX_FAILED_LOGINS_PER_ADDR;
+        // The address first: an address over its limit must not go on counting against
+        // the emails it names, or one client could lock every account out.
+        if let Some(key) = &addr_key
+            && self.count(key, &window).await? > MAX_FAILED_LOGINS_PER_ADDR
+        {
+            return Err(ApiError::TooManyAttempts(window.retry_after));
         }
-        if over {
+        if self.count(&email_key, &window).await? > MAX_FAILED_LOGINS_PER_EMAIL {
             return Err(ApiError::TooManyAttempts(window.retry_after));
         }
         let record = self.store.login_record(&email).await?;
@@ -574,11 +577,16 @@ impl<S: AccountStore> AccountCall<'_, S> {
     /// The client's address as the throttle keys it: the hop a trusted proxy added to the
     /// configured header (`client_addr_header`), else the host's report.
     fn client_addr(&self) -> Option<String> {
-        let raw = match self.config.client_addr_header.as_deref() {
-            Some(header) => accounts::forwarded_addr(self.req.headers(), header),
-            None => self.ctx.client_addr.as_deref(),
-        };
-        raw.and_then(accounts::normalize_addr)
+        let forwarded = self
+            .config
+            .client_addr_header
+            .as_deref()
+            .and_then(|header| accounts::forwarded_addr(self.req.headers(), header))
+            .and_then(accounts::normalize_addr);
+        // Without a usable forwarded hop (no header, or one that does not parse), the host's
+        // report still counts: a request must never escape the address limit by leaving
+        // the header out.
+        forwarded.or_else(|| self.ctx.client_addr.clone())
     }
 
     async fn me(self) -> Result<Response<Vec<u8>>, ApiError> {

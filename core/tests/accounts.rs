@@ -425,6 +425,29 @@ fn twenty_failures_lock_the_client_address() {
 }
 
 #[test]
+fn an_address_over_its_limit_does_not_lock_the_emails_it_names() {
+    let a = Accounts::new();
+    a.register("ann@example.com", PASSWORD);
+    let attacker = "198.51.100.66";
+    for i in 0..MAX_FAILED_LOGINS_PER_ADDR {
+        let r = a.login_from(
+            &format!("user{i}@example.com"),
+            "a wrong guess",
+            Some(attacker),
+        );
+        assert_eq!(r.status, 401);
+    }
+    // Past its limit, the attacker's address is refused before any email is counted, so
+    // naming ann's email many times does not lock ann out.
+    for _ in 0..10 {
+        let r = a.login_from("ann@example.com", "a wrong guess", Some(attacker));
+        assert_eq!(r.status, 429);
+    }
+    let r = a.login_from("ann@example.com", PASSWORD, Some("192.0.2.44"));
+    assert_eq!(r.status, 200, "{:?}", r.json);
+}
+
+#[test]
 fn passwords_never_leave_the_service() {
     let a = Accounts::new();
     let secret = "S3cret-Passw0rd!";

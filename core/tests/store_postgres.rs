@@ -371,6 +371,49 @@ async fn concurrent_same_key_creates_make_one_task() {
     assert_eq!(store_suite::all_tasks(&store, &u).await.len(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_takeovers_of_one_expired_key_make_one_task_and_never_replay_the_old() {
+    let Some((schema, store)) = fresh().await else {
+        return;
+    };
+    let u = store_suite::user("taker");
+    let old = store_suite::new_task("yesterday");
+    let first = store
+        .create(
+            &u,
+            old.clone(),
+            store_suite::key("reused", &old),
+            store_suite::at(0),
+        )
+        .await
+        .unwrap();
+    // A day later, eight creates with another body take the expired key over at once: the
+    // ones that waited on the key's row must see the new create, not the expired one.
+    let new = store_suite::new_task("today");
+    let later = store_suite::at(task_api_core::IDEMPOTENCY_TTL_MS + 10);
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let exec = schema.executor().await;
+        let (u, new) = (u.clone(), new.clone());
+        set.spawn(async move {
+            let store = SqlStore::new(exec, Dialect::Postgres);
+            let key = store_suite::key("reused", &new);
+            store.create(&u, new, key, later).await
+        });
+    }
+    let mut created = Vec::new();
+    while let Some(r) = set.join_next().await {
+        created.push(
+            r.unwrap()
+                .expect("no request is refused or given the old task"),
+        );
+    }
+    assert_eq!(created.iter().filter(|c| !c.replayed).count(), 1);
+    assert!(created.iter().all(|c| c.task == created[0].task));
+    assert_ne!(created[0].task.id, first.task.id);
+    assert_eq!(store_suite::all_tasks(&store, &u).await.len(), 2);
+}
+
 #[tokio::test]
 async fn constraint_violations_are_classified_and_statements_are_strictly_typed() {
     let Some((_schema, store)) = fresh().await else {

@@ -191,6 +191,9 @@ const TLS_HINT: &str = "could not be reached over TLS (Spin uses TLS unless the 
      ?sslmode=disable for a server on the same machine or private network, or give the \
      server a certificate the host trusts";
 const AUTH_HINT: &str = "was refused by the server: check its user name and password";
+const PRIVILEGE_HINT: &str = "names a role without a privilege the service needs: it uses \
+     the tables of the migrations and the sequence tasks_id_seq (GRANT USAGE ON SEQUENCE \
+     tasks_id_seq)";
 const NO_DATABASE_HINT: &str = "names a database that does not exist on the server";
 const NOT_ALLOWED_HINT: &str = "is not an allowed outbound host: set database_host to the \
      host:port of database_url";
@@ -214,6 +217,10 @@ impl DbError {
             "42P01" | "42703" => DbError::SchemaMissing(message),
             "28000" | "28P01" => misconfigured("database_url", AUTH_HINT, message),
             "3D000" => misconfigured("database_url", NO_DATABASE_HINT, message),
+            "42501" => misconfigured("database_url", PRIVILEGE_HINT, message),
+            // A serialization failure, a deadlock, a server gone read-only in a failover:
+            // the next try may well succeed.
+            "40001" | "40P01" | "25006" => DbError::Unavailable(message),
             _ => DbError::Other(message),
         }
     }
@@ -246,9 +253,16 @@ impl DbError {
         let has = |needle: &str| lower.contains(needle);
         if has("not permitted") || has("not allowed") {
             misconfigured("database_host", NOT_ALLOWED_HINT, message)
+        } else if (has("tls") || has("ssl") || has("handshake"))
+            && (has("reset") || has("eof") || has("timed out") || has("broken pipe"))
+            && !has("certificate")
+        {
+            // The network failed during the handshake: not a certificate problem.
+            DbError::Unavailable(message)
         } else if has("tls") || has("ssl") || has("certificate") || has("handshake") {
             misconfigured("database_url", TLS_HINT, message)
         } else if has("authentication")
+            || has("password missing")
             || has("28p01")
             || has("28000")
             || (has("role") && has("does not exist"))
@@ -308,6 +322,12 @@ fn misconfigured(setting: &'static str, hint: &'static str, cause: String) -> Db
 ///     "address postgres://ann:***@db:5432/tasks is not permitted"
 /// );
 /// assert_eq!(driver_text("x password=hunter2 y"), "x password=*** y");
+/// assert_eq!(
+///     driver_text("address postgres://ann:hun/t?e#r@2@db:5432/tasks is not permitted"),
+///     "address postgres://ann:***@db:5432/tasks is not permitted"
+/// );
+/// // Erring on the side of the log: a URL with a port and an `@` later on loses the middle.
+/// assert_eq!(driver_text("see http://example.com:8080/a@b"), "see http://example.com:***@b");
 /// ```
 pub fn driver_text(text: &str) -> String {
     const MAX: usize = 300;
@@ -368,25 +388,18 @@ fn scrub_credentials(text: &str) -> String {
     while let Some(at) = rest.find("://") {
         let (head, tail) = rest.split_at(at + 3);
         out.push_str(head);
-        // The authority ends at the first `/`, `?`, `#` or white space; its userinfo at
-        // the last `@` before that.
-        let end = tail
-            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(at_sign) => {
-                let userinfo = &authority[..at_sign];
-                match userinfo.find(':') {
-                    Some(colon) => {
-                        out.push_str(&userinfo[..colon]);
-                        out.push_str(":***");
-                    }
-                    None => out.push_str(userinfo),
-                }
-                out.push_str(&authority[at_sign..]);
+        // The URL runs to the next white space. Its password runs from the first `:` to the
+        // last `@` in it: a driver takes the user information up to the last `@`, so a
+        // password may hold `/`, `?`, `#` or `@` itself.
+        let end = tail.find(char::is_whitespace).unwrap_or(tail.len());
+        let url = &tail[..end];
+        match (url.find(':'), url.rfind('@')) {
+            (Some(colon), Some(at_sign)) if colon < at_sign => {
+                out.push_str(&url[..colon]);
+                out.push_str(":***");
+                out.push_str(&url[at_sign..]);
             }
-            None => out.push_str(authority),
+            _ => out.push_str(url),
         }
         rest = &tail[end..];
     }

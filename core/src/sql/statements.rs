@@ -225,6 +225,10 @@ pub(crate) fn create_with_key_postgres(
     let mut b = Builder::new(Dialect::Postgres);
     let u = b.bind(text(user.as_str()), Ty::Text);
     let k = b.bind(text(idem.key.as_str()), Ty::Text);
+    let cutoff = b.bind(
+        SqlValue::Int(now.as_millis().saturating_sub(IDEMPOTENCY_TTL_MS)),
+        Ty::BigInt,
+    );
     b.sql("WITH claimed AS (INSERT INTO idempotency_keys (user_id, key, fingerprint, task_id, created_at) VALUES (")
         .put(u)
         .sql(", ")
@@ -238,10 +242,7 @@ pub(crate) fn create_with_key_postgres(
              task_id = excluded.task_id, created_at = excluded.created_at \
              WHERE idempotency_keys.created_at <= ",
         )
-        .arg(
-            SqlValue::Int(now.as_millis().saturating_sub(IDEMPOTENCY_TTL_MS)),
-            Ty::BigInt,
-        )
+        .put(cutoff)
         .sql(" RETURNING task_id), inserted AS (INSERT INTO tasks (id, ")
         .sql(INSERT_COLUMNS)
         .sql(") OVERRIDING SYSTEM VALUE SELECT claimed.task_id, ");
@@ -256,6 +257,11 @@ pub(crate) fn create_with_key_postgres(
         .put(u)
         .sql(" AND k.key = ")
         .put(k)
+        // Only a live key is an earlier request: when two creates take over the same
+        // expired key at once, the one that waited must not read the expired row that its
+        // snapshot still shows (both NULL then, and the statement runs again).
+        .sql(" AND k.created_at > ")
+        .put(cutoff)
         .sql(
             " AND NOT EXISTS (SELECT 1 FROM claimed)) \
              SELECT earlier.fingerprint, earlier.task_id, earlier.created_at, earlier.present, ",
@@ -507,9 +513,14 @@ pub(crate) fn count_attempt(
 ) -> Statement {
     let mut b = Builder::new(dialect);
     if dialect == Dialect::Postgres {
-        b.sql("WITH pruned AS (DELETE FROM login_attempts WHERE expires_at <= ")
-            .arg(SqlValue::Int(now.as_millis()), Ty::BigInt)
-            .sql(") ");
+        // At most 100 dead rows per count, skipping rows another count holds: a window's end
+        // never makes one login delete (and lock) the whole previous window.
+        b.sql(
+            "WITH pruned AS (DELETE FROM login_attempts WHERE key IN (SELECT key FROM \
+             login_attempts WHERE expires_at <= ",
+        )
+        .arg(SqlValue::Int(now.as_millis()), Ty::BigInt)
+        .sql(" LIMIT 100 FOR UPDATE SKIP LOCKED)) ");
     }
     b.sql("INSERT INTO login_attempts (key, attempts, expires_at) VALUES (")
         .arg(text(key.as_str()), Ty::Text)
@@ -528,8 +539,9 @@ pub(crate) fn count_attempt(
 /// Deletes the counts of windows that are over (SQLite's half of [`count_attempt`]).
 pub(crate) fn prune_attempts(dialect: Dialect, now: Timestamp) -> Statement {
     let mut b = Builder::new(dialect);
-    b.sql("DELETE FROM login_attempts WHERE expires_at <= ")
-        .arg(SqlValue::Int(now.as_millis()), Ty::BigInt);
+    b.sql("DELETE FROM login_attempts WHERE key IN (SELECT key FROM login_attempts WHERE expires_at <= ")
+        .arg(SqlValue::Int(now.as_millis()), Ty::BigInt)
+        .sql(" LIMIT 100)");
     b.finish()
 }
 

@@ -71,6 +71,19 @@ impl Serve<'_> {
     }
 }
 
+/// The component on SQLite with `extra` settings, not counting host calls.
+async fn on_sqlite_with(extra: &[(&str, String)]) -> Served {
+    let serve = Serve {
+        postgres: false,
+        extra,
+        count_host_calls: false,
+    };
+    serve
+        .start()
+        .await
+        .expect("SQLite needs no database server")
+}
+
 fn token(sub: &str) -> String {
     let claims = Claims::create(Duration::from_hours(1)).with_subject(sub);
     HS256Key::from_bytes(SECRET.as_bytes())
@@ -225,14 +238,7 @@ async fn postgres_over_tls_to_a_self_signed_server_is_a_configuration_error_nami
         ("database_url", with_sslmode(&schema.component_url(), None)),
         ("database_host", schema.database_host()),
     ];
-    let served = (Serve {
-        postgres: false,
-        extra: &extra,
-        count_host_calls: false,
-    })
-    .start()
-    .await
-    .unwrap();
+    let served = on_sqlite_with(&extra).await;
     let addr = served.running.addr;
     for (method, path, user) in [
         ("GET", "/api/tasks", Some("ann")),
@@ -258,14 +264,7 @@ async fn postgres_over_tls_to_a_self_signed_server_is_a_configuration_error_nami
         ("database_url", schema.component_url()),
         ("database_host", schema.database_host()),
     ];
-    let served = (Serve {
-        postgres: false,
-        extra: &plain,
-        count_host_calls: false,
-    })
-    .start()
-    .await
-    .unwrap();
+    let served = on_sqlite_with(&plain).await;
     let r = call(
         served.running.addr,
         "GET",
@@ -464,14 +463,7 @@ async fn a_jwks_without_an_audience_is_a_warning_in_the_readiness_log_line() {
         ),
         ("jwks_host", "https://id.example".to_owned()),
     ];
-    let served = (Serve {
-        postgres: false,
-        extra: &extra,
-        count_host_calls: false,
-    })
-    .start()
-    .await
-    .unwrap();
+    let served = on_sqlite_with(&extra).await;
     let ready = call(served.running.addr, "GET", "/health/ready", None, None, &[]).await;
     assert_eq!(ready.status, 200, "{}", ready.text());
     let text = served.log.text();
@@ -502,14 +494,7 @@ async fn a_database_or_role_that_does_not_exist_is_a_configuration_error_not_a_5
             ("database_url", url.clone()),
             ("database_host", host.clone()),
         ];
-        let served = (Serve {
-            postgres: false,
-            extra: &extra,
-            count_host_calls: false,
-        })
-        .start()
-        .await
-        .unwrap();
+        let served = on_sqlite_with(&extra).await;
         let r = call(
             served.running.addr,
             "GET",
