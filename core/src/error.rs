@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::auth::AuthError;
 use crate::config::ConfigError;
-use crate::store::StoreError;
+use crate::store::{Misconfiguration, StoreError};
 use crate::validation::FieldError;
 
 /// Seconds a client should wait before retrying when the database cannot be reached.
@@ -67,17 +67,10 @@ pub enum ApiError {
     /// 503: the store cannot be reached now.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// 500 `configuration_error`: the store refuses the service until `setting` changes.
+    /// 500 `configuration_error`: the store refuses the service until a setting changes.
     /// The detail names the setting and the hint; the cause is logged only.
-    #[error("store misconfigured: {setting} {hint}: {cause}")]
-    StoreMisconfigured {
-        /// The setting to change.
-        setting: &'static str,
-        /// Fixed text saying what to change.
-        hint: &'static str,
-        /// The driver's text.
-        cause: String,
-    },
+    #[error("store misconfigured: {0}")]
+    StoreMisconfigured(Misconfiguration),
     /// 500: anything else. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -91,15 +84,7 @@ impl From<StoreError> for ApiError {
             StoreError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
             StoreError::EmailTaken => ApiError::EmailTaken,
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
-            StoreError::Misconfigured {
-                setting,
-                hint,
-                cause,
-            } => ApiError::StoreMisconfigured {
-                setting,
-                hint,
-                cause,
-            },
+            StoreError::Misconfigured(m) => ApiError::StoreMisconfigured(m),
             StoreError::Other(cause) => ApiError::Internal(cause),
         }
     }
@@ -139,7 +124,7 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::Misconfigured(_)
-            | ApiError::StoreMisconfigured { .. }
+            | ApiError::StoreMisconfigured(_)
             | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -163,9 +148,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation_failed",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
-            ApiError::Misconfigured(_) | ApiError::StoreMisconfigured { .. } => {
-                "configuration_error"
-            }
+            ApiError::Misconfigured(_) | ApiError::StoreMisconfigured(_) => "configuration_error",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -187,9 +170,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::Validation(_) => "Validation failed",
             ApiError::IdempotencyKeyReused => "Idempotency key reused",
-            ApiError::Misconfigured(_) | ApiError::StoreMisconfigured { .. } => {
-                "Service misconfigured"
-            }
+            ApiError::Misconfigured(_) | ApiError::StoreMisconfigured(_) => "Service misconfigured",
             ApiError::Unavailable(_) => "Service unavailable",
             ApiError::Internal(_) => "Internal server error",
         }
@@ -219,8 +200,8 @@ impl ApiError {
                 "this Idempotency-Key was already used with a different body".to_owned()
             }
             ApiError::Misconfigured(e) => e.to_string(),
-            ApiError::StoreMisconfigured { setting, hint, .. } => {
-                format!("the service is misconfigured: {setting} {hint}")
+            ApiError::StoreMisconfigured(m) => {
+                format!("the service is misconfigured: {} {}", m.setting, m.hint)
             }
             ApiError::Unavailable(_) => "the database cannot be reached; retry later".to_owned(),
             ApiError::Internal(_) => {
@@ -235,7 +216,7 @@ impl ApiError {
             ApiError::Internal(_)
             | ApiError::Unavailable(_)
             | ApiError::Misconfigured(_)
-            | ApiError::StoreMisconfigured { .. } => Some(self.to_string()),
+            | ApiError::StoreMisconfigured(_) => Some(self.to_string()),
             _ => None,
         }
     }

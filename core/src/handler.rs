@@ -247,7 +247,7 @@ impl<S: TaskStore + AccountStore> Api<S> {
         // reason to wait and retry: the probe gets the same 500 problem as the task routes.
         let permanent = match (&self.config, self.store.ping().await) {
             (Err(e), _) => Err(ApiError::Misconfigured(e.clone())),
-            (Ok(_), Err(e @ StoreError::Misconfigured { .. })) => Err(ApiError::from(e)),
+            (Ok(_), Err(e @ StoreError::Misconfigured(_))) => Err(ApiError::from(e)),
             (Ok(_), ping) => Ok(ping),
         };
         if let Ok(config) = &self.config {

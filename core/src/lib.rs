@@ -80,7 +80,8 @@ pub use listing::{
 pub use memory::MemoryStore;
 pub use openapi::openapi_document;
 pub use store::{
-    Created, IDEMPOTENCY_TTL_MS, Idempotency, IdempotencyKey, Page, StoreError, TaskStore,
+    Created, IDEMPOTENCY_TTL_MS, Idempotency, IdempotencyKey, Misconfiguration, Page, StoreError,
+    TaskStore,
 };
 pub use task::{
     Completion, DESCRIPTION_MAX_CHARS, Description, NewTask, Priority, TITLE_MAX_CHARS, Task,

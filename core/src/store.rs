@@ -33,21 +33,27 @@ pub enum StoreError {
     /// The backing store cannot be reached now; the cause is logged. → 503 with Retry-After
     #[error("unavailable: {0}")]
     Unavailable(String),
-    /// The backing store refuses the service until an operator changes `setting` (a
+    /// The backing store refuses the service until an operator changes a setting (a
     /// rejected TLS handshake or password, for instance): retrying cannot help. → 500
-    /// `configuration_error` naming the setting, with `hint`; the cause is logged.
-    #[error("{setting} {hint}: {cause}")]
-    Misconfigured {
-        /// The setting to change.
-        setting: &'static str,
-        /// What is wrong with it, as fixed text that holds no value.
-        hint: &'static str,
-        /// The driver's text, for the log only.
-        cause: String,
-    },
+    /// `configuration_error` naming the setting, with its hint; the cause is logged.
+    #[error(transparent)]
+    Misconfigured(Misconfiguration),
     /// Anything else; the cause is logged, never sent. → 500
     #[error("{0}")]
     Other(String),
+}
+
+/// A store that refuses the service until an operator changes `setting`: what a
+/// [`crate::sql::DbError`], a [`StoreError`] and an [`crate::ApiError`] carry alike.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{setting} {hint}: {cause}")]
+pub struct Misconfiguration {
+    /// The setting to change (`database_url` or `database_host`).
+    pub setting: &'static str,
+    /// What to change, for the problem's detail (fixed text, never a value).
+    pub hint: &'static str,
+    /// The driver's text, for the log only.
+    pub cause: String,
 }
 
 /// An `Idempotency-Key` header value: 1 to 255 printable ASCII characters.

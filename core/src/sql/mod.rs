@@ -161,15 +161,8 @@ pub enum DbError {
     /// The database refuses this service for good until an operator changes a setting
     /// (TLS handshake, authentication, no such database, address not allowed): retrying
     /// will not help, so this is a 500 `configuration_error`, not a 503.
-    #[error("{setting} {hint}: {cause}")]
-    Misconfigured {
-        /// The setting to change (`database_url` or `database_host`).
-        setting: &'static str,
-        /// What to change, for the problem's detail (fixed text, never a value).
-        hint: &'static str,
-        /// The driver's text, for the log.
-        cause: String,
-    },
+    #[error(transparent)]
+    Misconfigured(crate::store::Misconfiguration),
     /// A unique or primary key constraint refused a row.
     #[error("unique violation: {0}")]
     UniqueViolation(String),
@@ -205,7 +198,7 @@ impl DbError {
     /// ```
     /// use task_api_core::sql::DbError;
     /// assert!(matches!(DbError::from_sqlstate("57P01", "shutting down".into()), DbError::Unavailable(_)));
-    /// assert!(matches!(DbError::from_sqlstate("28P01", "auth".into()), DbError::Misconfigured { setting: "database_url", .. }));
+    /// assert!(matches!(DbError::from_sqlstate("28P01", "auth".into()), DbError::Misconfigured(m) if m.setting == "database_url"));
     /// assert!(matches!(DbError::from_sqlstate("22P02", "bad".into()), DbError::Other(_)));
     /// ```
     pub fn from_sqlstate(state: &str, message: String) -> DbError {
@@ -237,14 +230,14 @@ impl DbError {
     /// ```
     /// use task_api_core::sql::DbError;
     /// let tls = DbError::from_connect_failure("error performing TLS handshake: certificate verify failed");
-    /// assert!(matches!(tls, DbError::Misconfigured { setting: "database_url", .. }));
+    /// assert!(matches!(tls, DbError::Misconfigured(m) if m.setting == "database_url"));
     /// let down = DbError::from_connect_failure("Connection refused (os error 111)");
     /// assert!(matches!(down, DbError::Unavailable(_)));
     /// let spin = "Error occurred while creating a new object: db error\n\nCaused by:\n    0: db error\n    \
     ///             1: FATAL: database \"nope\" does not exist\n\nStack backtrace:\n   0: tokio_postgres::connect_tls";
-    /// let DbError::Misconfigured { hint, cause, .. } = DbError::from_connect_failure(spin) else { panic!() };
-    /// assert!(hint.contains("does not exist") && cause.contains("\"nope\" does not exist"));
-    /// assert!(!cause.contains("connect_tls"));
+    /// let DbError::Misconfigured(m) = DbError::from_connect_failure(spin) else { panic!() };
+    /// assert!(m.hint.contains("does not exist") && m.cause.contains("\"nope\" does not exist"));
+    /// assert!(!m.cause.contains("connect_tls"));
     /// ```
     pub fn from_connect_failure(text: &str) -> DbError {
         let chain = error_chain(text);
@@ -303,11 +296,11 @@ fn error_chain(text: &str) -> String {
 }
 
 fn misconfigured(setting: &'static str, hint: &'static str, cause: String) -> DbError {
-    DbError::Misconfigured {
+    DbError::Misconfigured(crate::store::Misconfiguration {
         setting,
         hint,
         cause,
-    }
+    })
 }
 
 /// The most of a driver's text that goes into a [`DbError`]: its first line, without

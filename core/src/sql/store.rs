@@ -36,15 +36,7 @@ fn store_error(e: DbError) -> StoreError {
     // (A missing schema is seen in `SqlStore::run` before it gets here.)
     match e {
         DbError::Unavailable(m) => StoreError::Unavailable(m),
-        DbError::Misconfigured {
-            setting,
-            hint,
-            cause,
-        } => StoreError::Misconfigured {
-            setting,
-            hint,
-            cause,
-        },
+        DbError::Misconfigured(m) => StoreError::Misconfigured(m),
         other => StoreError::Other(other.to_string()),
     }
 }

@@ -418,7 +418,7 @@ async fn main() {
         .await
         .expect("PostgreSQL for the benchmark");
     {
-        // The direct phases need the tables: migrate the schema through a component.
+        // The direct phases need the tables: migrate their schema with the core's runner.
         let exec = task_api_core::sql::migrate(
             &DirectExecutor::connect(&url, direct_schema.name()).await,
             Dialect::Postgres,
@@ -426,19 +426,25 @@ async fn main() {
         .await;
         exec.expect("migrations");
     }
-    for (label, wasm) in &builds {
-        let served = serve(wasm, true, clients, false).await;
-        let addr = served.running.addr;
-        figures.push((
-            format!("pg list-20 {label}"),
-            over_http(addr, list_request(addr), 200).await,
-        ));
-        figures.push((
-            format!("pg create {label}"),
-            over_http(addr, create_request(addr), 201).await,
-        ));
-        served.running.shutdown().await;
-    }
+    // Each build on one store: list-20, then create.
+    let on = |postgres: bool| {
+        let (builds, over_http) = (&builds, &over_http);
+        async move {
+            let store = if postgres { "pg" } else { "sqlite" };
+            let mut measured = Vec::new();
+            for (label, wasm) in builds {
+                let served = serve(wasm, postgres, clients, false).await;
+                let addr = served.running.addr;
+                let list = over_http(addr, list_request(addr), 200).await;
+                measured.push((format!("{store} list-20 {label}"), list));
+                let create = over_http(addr, create_request(addr), 201).await;
+                measured.push((format!("{store} create {label}"), create));
+                served.running.shutdown().await;
+            }
+            measured
+        }
+    };
+    figures.extend(on(true).await);
     let direct = |make: &MakeStatement| {
         let deadline = Instant::now() + Duration::from_secs(secs);
         let (make, url, name) = (make.clone(), url.clone(), direct_schema.name().to_owned());
@@ -454,19 +460,7 @@ async fn main() {
     };
     let list_direct = direct(&list_sql).await;
     let create_direct = direct(&insert_sql).await;
-    for (label, wasm) in &builds {
-        let served = serve(wasm, false, clients, false).await;
-        let addr = served.running.addr;
-        figures.push((
-            format!("sqlite list-20 {label}"),
-            over_http(addr, list_request(addr), 200).await,
-        ));
-        figures.push((
-            format!("sqlite create {label}"),
-            over_http(addr, create_request(addr), 201).await,
-        ));
-        served.running.shutdown().await;
-    }
+    figures.extend(on(false).await);
 
     println!("throughput:");
     for (name, measured) in &figures {

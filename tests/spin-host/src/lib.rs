@@ -115,42 +115,68 @@ pub fn component_path() -> PathBuf {
 pub fn build_component() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            let root = workspace_root();
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let started = Instant::now();
-            let status = std::process::Command::new(cargo)
-                .args([
-                    "build",
-                    "-p",
-                    "task-api-spin",
-                    "--target",
-                    "wasm32-wasip2",
-                    "--release",
-                ])
-                .env("CARGO_TARGET_DIR", root.join("target/wasm-tests"))
-                .current_dir(&root)
-                .status()
-                .expect("running cargo to build the component");
-            assert!(
-                status.success(),
-                "building the component failed ({status}): \
-                 `cargo build -p task-api-spin --target wasm32-wasip2 --release`, output above"
-            );
-            let wasm = component_path();
-            assert!(
-                wasm.is_file(),
-                "the build did not produce {}",
-                wasm.display()
-            );
-            eprintln!(
-                "spin-test-host: component built in {:.1}s: {}",
-                started.elapsed().as_secs_f64(),
-                wasm.display()
-            );
-            wasm
-        })
+        .get_or_init(|| cargo_build_component("target/wasm-tests", &[]))
         .clone()
+}
+
+/// Where [`build_postgres_only_component`] builds: a target directory of its own, so that
+/// the two feature sets never rebuild each other's artifacts.
+pub const POSTGRES_ONLY_TARGET_DIR: &str = "target/nosqlite";
+
+/// Builds the PostgreSQL-only component (the same build with `--no-default-features`, which
+/// imports no SQLite interface) in [`POSTGRES_ONLY_TARGET_DIR`], once per process, and
+/// returns the `.wasm` path.
+///
+/// # Panics
+///
+/// If the build fails: its output is on stderr.
+pub fn build_postgres_only_component() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| cargo_build_component(POSTGRES_ONLY_TARGET_DIR, &["--no-default-features"]))
+        .clone()
+}
+
+/// `cargo build -p task-api-spin --target wasm32-wasip2 --release <extra>` into
+/// `target_dir` (relative to the workspace root), returning the `.wasm` it made.
+fn cargo_build_component(target_dir: &str, extra: &[&str]) -> PathBuf {
+    let root = workspace_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut args = vec![
+        "build",
+        "-p",
+        "task-api-spin",
+        "--target",
+        "wasm32-wasip2",
+        "--release",
+    ];
+    args.extend_from_slice(extra);
+    let started = Instant::now();
+    let status = std::process::Command::new(cargo)
+        .args(&args)
+        .env("CARGO_TARGET_DIR", root.join(target_dir))
+        .current_dir(&root)
+        .status()
+        .expect("running cargo to build the component");
+    assert!(
+        status.success(),
+        "building the component failed ({status}): `cargo {}`, output above",
+        args.join(" ")
+    );
+    let wasm = root
+        .join(target_dir)
+        .join("wasm32-wasip2/release/task_api_spin.wasm");
+    assert!(
+        wasm.is_file(),
+        "the build did not produce {}",
+        wasm.display()
+    );
+    eprintln!(
+        "spin-test-host: component built in {:.1}s: {}",
+        started.elapsed().as_secs_f64(),
+        wasm.display()
+    );
+    wasm
 }
 
 /// Settings for a [`Host`]; see [`Host::builder`].

@@ -6,9 +6,7 @@
 //! and its manifest is checked to stay spin.toml but for the build.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::path::Path;
 
 use jwt_simple::prelude::*;
 use serde_json::{Value, json};
@@ -21,63 +19,6 @@ const SECRET: &str = "an imports-test secret of at least thirty-two bytes";
 
 /// The SQLite interface of the default build.
 const SQLITE: &str = "fermyon:spin/sqlite@2.0.0";
-
-/// Where [`build_postgres_only`] builds: its own target directory, so that it neither
-/// overwrites the default build nor waits on its lock. spin.postgres.toml's `source` and
-/// build command name the same directory.
-const NOSQLITE_TARGET_DIR: &str = "target/nosqlite";
-
-/// Builds the PostgreSQL-only component (`cargo build -p task-api-spin --target
-/// wasm32-wasip2 --release --no-default-features` in [`NOSQLITE_TARGET_DIR`]) once per
-/// process and returns the `.wasm` path; like `spin_test_host::build_component` for the
-/// default build.
-///
-/// # Panics
-///
-/// If the build fails: its output is on stderr.
-fn build_postgres_only() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let root = workspace_root();
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let started = Instant::now();
-            let status = std::process::Command::new(cargo)
-                .args([
-                    "build",
-                    "-p",
-                    "task-api-spin",
-                    "--target",
-                    "wasm32-wasip2",
-                    "--release",
-                    "--no-default-features",
-                ])
-                .env("CARGO_TARGET_DIR", root.join(NOSQLITE_TARGET_DIR))
-                .current_dir(&root)
-                .status()
-                .expect("running cargo to build the PostgreSQL-only component");
-            assert!(
-                status.success(),
-                "building the PostgreSQL-only component failed ({status}): `cargo build -p \
-                 task-api-spin --target wasm32-wasip2 --release --no-default-features`, output above"
-            );
-            let wasm = root
-                .join(NOSQLITE_TARGET_DIR)
-                .join("wasm32-wasip2/release/task_api_spin.wasm");
-            assert!(
-                wasm.is_file(),
-                "the build did not produce {}",
-                wasm.display()
-            );
-            eprintln!(
-                "imports: PostgreSQL-only component built in {:.1}s: {}",
-                started.elapsed().as_secs_f64(),
-                wasm.display()
-            );
-            wasm
-        })
-        .clone()
-}
 
 /// The names of everything the component at `wasm` imports (interfaces such as
 /// `fermyon:spin/sqlite@2.0.0`), as wasmtime reads its type.
@@ -102,7 +43,7 @@ fn imports(wasm: &Path) -> BTreeSet<String> {
 fn the_default_build_imports_sqlite_and_the_postgres_only_build_imports_no_sqlite() {
     let (default, postgres_only) = std::thread::scope(|s| {
         let default = s.spawn(|| imports(&spin_test_host::build_component()));
-        let postgres_only = imports(&build_postgres_only());
+        let postgres_only = imports(&spin_test_host::build_postgres_only_component());
         (
             default.join().expect("reading the default build"),
             postgres_only,
@@ -229,7 +170,7 @@ fn spin_postgres_toml_is_spin_toml_but_for_the_build_and_sqlite() {
 fn postgres_only_host(dir: &TempDir, variables: &[(&str, String)]) -> HostBuilder {
     Host::builder()
         .manifest(workspace_root().join("spin.postgres.toml"))
-        .wasm(build_postgres_only())
+        .wasm(spin_test_host::build_postgres_only_component())
         .process_env(false)
         .variable("jwt_secret", SECRET)
         .variables(variables.iter().map(|(k, v)| (*k, v.clone())))
