@@ -13,8 +13,6 @@ mod jwks;
 mod log;
 mod settings;
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::time::{Instant, SystemTime};
 
 use futures::{Stream, StreamExt};
@@ -161,10 +159,12 @@ fn entropy() -> [u8; 32] {
     out
 }
 
-/// 128 random bits, from the host's randomness (std seeds `RandomState` from it).
+/// 128 bits straight from the host's randomness (`wasi:random`). Not std's `RandomState`:
+/// two made one after the other share their per-thread seed (the second only adds one to
+/// the first's key), so the pair would hold far fewer than 128 independent bits.
 fn fresh_request_id() -> String {
-    let a = RandomState::new().hash_one(0u8);
-    let b = RandomState::new().hash_one(1u8);
+    let a = wasi::random::random::get_random_u64();
+    let b = wasi::random::random::get_random_u64();
     format!("{a:016x}{b:016x}")
 }
 

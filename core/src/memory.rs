@@ -2,7 +2,7 @@
 //! idempotency as the SQL stores, for embedders that want no database and for fast tests of
 //! the handler.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::accounts::{AccountStore, Email, ThrottleKey, User};
@@ -11,7 +11,8 @@ use crate::store::{Created, IDEMPOTENCY_TTL_MS, Idempotency, Page, StoreError, T
 use crate::task::{Completion, NewTask, Task, TaskId, TaskPatch, UserId, Version};
 use crate::time::Timestamp;
 
-/// Tasks held in memory, behind one mutex. Ids are unique across users, starting at 1.
+/// Tasks held in memory, behind one mutex. Ids are [`TaskId::fresh`], unique across users
+/// and never reused.
 ///
 /// ```
 /// use task_api_core::{MemoryStore, NewTask, TaskStore, Timestamp, Title, UserId};
@@ -29,7 +30,8 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct State {
-    last_id: i64,
+    /// Every id this store has handed out, deleted tasks' included, so none is reused.
+    issued: HashSet<TaskId>,
     tasks: HashMap<UserId, BTreeMap<TaskId, Task>>,
     keys: HashMap<(UserId, String), KeyRecord>,
     /// Accounts by id, with their password hashes.
@@ -110,9 +112,12 @@ impl TaskStore for MemoryStore {
                 });
             }
         }
-        state.last_id += 1;
-        let id = TaskId::new(state.last_id)
-            .ok_or_else(|| StoreError::Other("task ids exhausted".into()))?;
+        let id = loop {
+            let id = TaskId::fresh();
+            if state.issued.insert(id) {
+                break id;
+            }
+        };
         let task = Task::create(id, user.clone(), task, now);
         state
             .tasks

@@ -5,7 +5,11 @@
 //! checks it again. Stores build [`Task`]s from these parts; the state changes a task can go
 //! through (`apply`, `set_completed`) live here so that every store changes tasks alike.
 
+use std::collections::hash_map::RandomState;
 use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
@@ -85,6 +89,10 @@ impl fmt::Display for UserId {
 
 /// The id of a task: a positive 64-bit integer (it fits PostgreSQL's `bigint`).
 ///
+/// The stores give new tasks [`TaskId::fresh`] ids: unguessable, and at most
+/// [`TaskId::MAX_FRESH`], so that a JavaScript number holds them exactly. Any positive id
+/// parses, so ids from before (one sequence, starting at 1) keep working.
+///
 /// ```
 /// use task_api_core::TaskId;
 /// assert_eq!(TaskId::parse("42").unwrap().get(), 42);
@@ -113,6 +121,35 @@ impl TaskId {
     /// The number.
     pub fn get(self) -> i64 {
         self.0
+    }
+
+    /// The largest id [`TaskId::fresh`] returns: 2^53 − 1, JavaScript's
+    /// `Number.MAX_SAFE_INTEGER`.
+    pub const MAX_FRESH: i64 = (1 << 53) - 1;
+
+    /// A new id, uniform in `1..=MAX_FRESH`, that says nothing about how many tasks exist or
+    /// when this one was made (a sequence would tell a user who creates two tasks an hour
+    /// apart how many everyone else created in between).
+    ///
+    /// It is SipHash, under a key that std draws from the host's randomness once per
+    /// process (`wasi:random` in the component, so once per Spin instance), of a
+    /// process-wide counter: distinct inputs, outputs nobody without the key can predict.
+    /// Two ids can still collide (about one chance in 9·10^15 per pair), so a store that
+    /// finds the id taken draws another.
+    ///
+    /// ```
+    /// use task_api_core::TaskId;
+    /// let (a, b) = (TaskId::fresh(), TaskId::fresh());
+    /// assert_ne!(a, b);
+    /// assert!((1..=TaskId::MAX_FRESH).contains(&a.get()));
+    /// ```
+    pub fn fresh() -> Self {
+        static KEY: OnceLock<RandomState> = OnceLock::new();
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let bits = KEY.get_or_init(RandomState::new).hash_one(n) >> 11; // 53 bits
+        // 0..2^53 folded onto 0..MAX_FRESH (one value, 2^53 − 1, maps to 0), then shifted.
+        TaskId((bits % Self::MAX_FRESH as u64) as i64 + 1)
     }
 }
 

@@ -427,8 +427,8 @@ async fn constraint_violations_are_classified_and_statements_are_strictly_typed(
     assert!(matches!(e, Err(DbError::UniqueViolation(_))), "{e:?}");
     let e = exec
         .execute(
-            "INSERT INTO tasks (user_id, title, title_fold, completed, priority, created_at, updated_at) \
-             VALUES ('u', 'x', 'x', false, 7, 0, 0)",
+            "INSERT INTO tasks (id, user_id, title, title_fold, completed, priority, created_at, updated_at) \
+             VALUES (1, 'u', 'x', 'x', false, 7, 0, 0)",
             &[],
         )
         .await;

@@ -88,6 +88,12 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0004_login_attempts.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0004_login_attempts.sql"),
     },
+    Migration {
+        version: 5,
+        name: "random_ids",
+        postgres: include_str!("../../../migrations/postgres/0005_random_ids.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0005_random_ids.sql"),
+    },
 ];
 
 fn split_statements(script: &str) -> Vec<String> {

@@ -106,15 +106,17 @@ pub fn list_statement(
     (st.sql, st.params)
 }
 
-/// The statement [`SqlStore`] sends to create `task` for `user` at `now` (without an
-/// idempotency key), with its parameters; see [`list_statement`].
+/// The statement [`SqlStore`] sends to create `task` with `id` for `user` at `now` (without
+/// an idempotency key), with its parameters; see [`list_statement`]. The store passes a
+/// [`crate::TaskId::fresh`] id.
 pub fn insert_statement(
     dialect: Dialect,
     user: &crate::UserId,
     task: &crate::NewTask,
+    id: crate::TaskId,
     now: crate::Timestamp,
 ) -> (String, Vec<SqlValue>) {
-    let st = statements::insert_task(dialect, user, task, now);
+    let st = statements::insert_task(dialect, user, task, id, now);
     match dialect {
         // As sent: behind the guard against empty results (`query_guarded`).
         Dialect::Postgres => (guarded(&st.sql), st.params),
@@ -184,9 +186,8 @@ const TLS_HINT: &str = "could not be reached over TLS (Spin uses TLS unless the 
      ?sslmode=disable for a server on the same machine or private network, or give the \
      server a certificate the host trusts";
 const AUTH_HINT: &str = "was refused by the server: check its user name and password";
-const PRIVILEGE_HINT: &str = "names a role without a privilege the service needs: it uses \
-     the tables of the migrations and the sequence tasks_id_seq (GRANT USAGE ON SEQUENCE \
-     tasks_id_seq)";
+const PRIVILEGE_HINT: &str = "names a role without a privilege the service needs: SELECT, \
+     INSERT, UPDATE and DELETE on the tables of the migrations";
 const NO_DATABASE_HINT: &str = "names a database that does not exist on the server";
 const NOT_ALLOWED_HINT: &str = "is not an allowed outbound host: set database_host to the \
      host:port of database_url";

@@ -151,17 +151,27 @@ pub(crate) fn begin(dialect: Dialect) -> &'static str {
     }
 }
 
-/// `INSERT` of a new task at `now`, returning it.
+/// `INSERT` of a new task `id` at `now`, returning it. A taken `id` is a unique violation
+/// (the store draws another). The id is the first parameter, here and in
+/// [`create_with_key_postgres`].
+///
+/// `OVERRIDING SYSTEM VALUE` lets the statement run on a PostgreSQL schema from before
+/// migration 0005, where `id` was still an identity column, and changes nothing after it.
 pub(crate) fn insert_task(
     dialect: Dialect,
     user: &UserId,
     new: &NewTask,
+    id: TaskId,
     now: Timestamp,
 ) -> Statement {
     let mut b = Builder::new(dialect);
-    b.sql("INSERT INTO tasks (")
+    b.sql("INSERT INTO tasks (id, ")
         .sql(INSERT_COLUMNS)
-        .sql(") VALUES (");
+        .sql(match dialect {
+            Dialect::Postgres => ") OVERRIDING SYSTEM VALUE VALUES (",
+            Dialect::Sqlite => ") VALUES (",
+        });
+    b.arg(SqlValue::Int(id.get()), Ty::BigInt).sql(", ");
     task_values(&mut b, user, new, now);
     b.sql(") RETURNING ").columns("");
     b.finish()
@@ -207,8 +217,7 @@ fn task_values(b: &mut Builder, user: &UserId, new: &NewTask, now: Timestamp) {
 
 /// PostgreSQL's idempotent create in one statement, so that no transaction can outlive the
 /// request (Spin's pool never sends `ROLLBACK` for a connection a dead request left in
-/// one). It claims the key (a new row, or one whose 24 hours are over), with the next task
-/// id drawn from the table's sequence; inserts the task only if the key was claimed; and
+/// one). It claims the key (a new row, or one whose 24 hours are over) for task `id`; inserts the task only if the key was claimed; and
 /// otherwise reads the key's earlier request. One row always comes back:
 /// `fingerprint, task_id, created_at, present` of the earlier request (all `NULL` when the
 /// key was claimed), then the new task's columns (all `NULL` when it was not).
@@ -220,9 +229,12 @@ pub(crate) fn create_with_key_postgres(
     user: &UserId,
     new: &NewTask,
     idem: &Idempotency,
+    id: TaskId,
     now: Timestamp,
 ) -> Statement {
     let mut b = Builder::new(Dialect::Postgres);
+    // The id is `$1`, as in `insert_task` (tests rely on finding it there).
+    let id = b.bind(SqlValue::Int(id.get()), Ty::BigInt);
     let u = b.bind(text(user.as_str()), Ty::Text);
     let k = b.bind(text(idem.key.as_str()), Ty::Text);
     let cutoff = b.bind(
@@ -235,7 +247,9 @@ pub(crate) fn create_with_key_postgres(
         .put(k)
         .sql(", ")
         .arg(text(&idem.fingerprint), Ty::Text)
-        .sql(", nextval(pg_get_serial_sequence('tasks', 'id')), ")
+        .sql(", ")
+        .put(id)
+        .sql(", ")
         .arg(SqlValue::Int(now.as_millis()), Ty::BigInt)
         .sql(
             ") ON CONFLICT (user_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, \
@@ -912,13 +926,24 @@ mod tests {
         let mut new = NewTask::new(Title::parse("x'); DROP TABLE tasks; --").unwrap());
         new.description = Description::parse("100%_").unwrap();
         for dialect in [Dialect::Postgres, Dialect::Sqlite] {
-            let st = insert_task(dialect, &user, &new, Timestamp::from_millis(5));
+            let id = TaskId::new(7).unwrap();
+            let st = insert_task(dialect, &user, &new, id, Timestamp::from_millis(5));
             assert!(
                 !st.sql.contains("brien") && !st.sql.contains("DROP"),
                 "{}",
                 st.sql
             );
-            assert_eq!(st.params.len(), 10);
+            assert_eq!(st.params.len(), 11);
+            assert_eq!(st.params[0], SqlValue::Int(7), "the id is $1");
+            if dialect == Dialect::Postgres {
+                let idem = Idempotency {
+                    key: crate::store::IdempotencyKey::parse("k").unwrap(),
+                    fingerprint: new.fingerprint(),
+                };
+                let st =
+                    create_with_key_postgres(&user, &new, &idem, id, Timestamp::from_millis(5));
+                assert_eq!(st.params[0], SqlValue::Int(7), "the id is $1");
+            }
             let q = ListQuery::parse("q=%25_%27&priority=low,high&sort=-due_date").unwrap();
             let st = list(dialect, &user, &q);
             assert!(

@@ -179,6 +179,23 @@ impl<E: Executor> SqlStore<E> {
         }
     }
 
+    /// Runs a statement that inserts a task with a fresh id: the rows it returned, or
+    /// [`Insert::IdTaken`] when a task already has that id (the statement changed nothing).
+    async fn insert_query(&self, st: Statement) -> Result<Insert<Vec<Vec<SqlValue>>>, StoreError> {
+        let rows = if st.always_returns_a_row {
+            self.executor.query(&st.sql, &st.params).await
+        } else {
+            query_guarded(&self.executor, self.dialect, &st.sql, &st.params).await
+        };
+        match rows {
+            Ok(rows) => Ok(Insert::Done(rows)),
+            // The only unique constraint these statements can break is the task's primary
+            // key: the key's conflicts are `ON CONFLICT` clauses.
+            Err(DbError::UniqueViolation(_)) => Ok(Insert::IdTaken),
+            Err(e) => Err(self.seen(e)),
+        }
+    }
+
     /// The idempotent create on SQLite, inside a `BEGIN IMMEDIATE` transaction the caller
     /// opened (a Spin SQLite connection lives for one request: closing it rolls back).
     async fn create_with_key_sqlite(
@@ -186,8 +203,9 @@ impl<E: Executor> SqlStore<E> {
         user: &UserId,
         task: &NewTask,
         idem: &Idempotency,
+        id: TaskId,
         now: Timestamp,
-    ) -> Result<Result<Created, StoreError>, StoreError> {
+    ) -> Result<Insert<Result<Created, StoreError>>, StoreError> {
         let d = self.dialect;
         let claimed = self
             .execute(statements::claim_key(d, user, idem, now))
@@ -198,24 +216,27 @@ impl<E: Executor> SqlStore<E> {
             let row = rows
                 .first()
                 .ok_or_else(|| StoreError::Other("idempotency key vanished".into()))?;
-            return Ok(
+            return Ok(Insert::Done(
                 statements::decode_earlier(row, user, task, idem).map(|task| Created {
                     task,
                     replayed: true,
                 }),
-            );
+            ));
         }
-        let rows = self
-            .query(statements::insert_task(d, user, task, now))
-            .await?;
+        let Insert::Done(rows) = self
+            .insert_query(statements::insert_task(d, user, task, id, now))
+            .await?
+        else {
+            return Ok(Insert::IdTaken);
+        };
         let task = Self::one_task(rows)?
             .ok_or_else(|| StoreError::Other("INSERT returned no row".into()))?;
         self.execute(statements::set_key_task(d, user, idem, task.id))
             .await?;
-        Ok(Ok(Created {
+        Ok(Insert::Done(Ok(Created {
             task,
             replayed: false,
-        }))
+        })))
     }
 
     /// The idempotent create on PostgreSQL: one statement
@@ -226,26 +247,30 @@ impl<E: Executor> SqlStore<E> {
         user: &UserId,
         task: &NewTask,
         idem: &Idempotency,
+        id: TaskId,
         now: Timestamp,
-    ) -> Result<Created, StoreError> {
+    ) -> Result<Insert<Created>, StoreError> {
         for _ in 0..2 {
-            let rows = self
-                .query(statements::create_with_key_postgres(user, task, idem, now))
-                .await?;
+            let st = statements::create_with_key_postgres(user, task, idem, id, now);
+            let Insert::Done(rows) = self.insert_query(st).await? else {
+                return Ok(Insert::IdTaken);
+            };
             let row = rows
                 .first()
                 .ok_or_else(|| StoreError::Other("the create returned no row".into()))?;
             let (earlier, created) = row.split_at(4);
             if !statements::is_null_task(created) {
-                return Ok(Created {
+                return Ok(Insert::Done(Created {
                     task: statements::decode_task(created)?,
                     replayed: false,
-                });
+                }));
             }
             if earlier.first() != Some(&SqlValue::Null) {
-                return statements::decode_earlier(earlier, user, task, idem).map(|task| Created {
-                    task,
-                    replayed: true,
+                return statements::decode_earlier(earlier, user, task, idem).map(|task| {
+                    Insert::Done(Created {
+                        task,
+                        replayed: true,
+                    })
                 });
             }
         }
@@ -254,6 +279,18 @@ impl<E: Executor> SqlStore<E> {
         ))
     }
 }
+
+/// What a create with a fresh id came to.
+enum Insert<T> {
+    Done(T),
+    /// Another task has the id; nothing was written, and a new id may be drawn.
+    IdTaken,
+}
+
+/// How many fresh ids a create draws before it reports the collisions as an error. Two
+/// draws in a row collide with odds below 10^-20 for a table of a million tasks, so a third
+/// failure is not chance: an id source that repeats itself is a bug to report.
+const ID_DRAWS: usize = 3;
 
 // The operations, each run once; `TaskStore` runs them through `migrating!`.
 impl<E: Executor> SqlStore<E> {
@@ -264,28 +301,64 @@ impl<E: Executor> SqlStore<E> {
         idempotency: Option<&Idempotency>,
         now: Timestamp,
     ) -> Result<Created, StoreError> {
+        for _ in 0..ID_DRAWS {
+            if let Insert::Done(outcome) = self
+                .create_with_id(user, task, idempotency, TaskId::fresh(), now)
+                .await?
+            {
+                return outcome;
+            }
+        }
+        Err(StoreError::Other(format!(
+            "{ID_DRAWS} fresh task ids in a row were taken"
+        )))
+    }
+
+    async fn create_with_id(
+        &self,
+        user: &UserId,
+        task: &NewTask,
+        idempotency: Option<&Idempotency>,
+        id: TaskId,
+        now: Timestamp,
+    ) -> Result<Insert<Result<Created, StoreError>>, StoreError> {
         let Some(idem) = idempotency else {
-            let rows = self
-                .query(statements::insert_task(self.dialect, user, task, now))
-                .await?;
+            let st = statements::insert_task(self.dialect, user, task, id, now);
+            let Insert::Done(rows) = self.insert_query(st).await? else {
+                return Ok(Insert::IdTaken);
+            };
             let task = Self::one_task(rows)?
                 .ok_or_else(|| StoreError::Other("INSERT returned no row".into()))?;
-            return Ok(Created {
+            return Ok(Insert::Done(Ok(Created {
                 task,
                 replayed: false,
-            });
+            })));
         };
         if self.dialect == Dialect::Postgres {
-            return self.create_with_key_postgres(user, task, idem, now).await;
+            return Ok(
+                match self
+                    .create_with_key_postgres(user, task, idem, id, now)
+                    .await
+                {
+                    Ok(Insert::Done(created)) => Insert::Done(Ok(created)),
+                    Ok(Insert::IdTaken) => Insert::IdTaken,
+                    Err(e) => Insert::Done(Err(e)),
+                },
+            );
         }
         self.plain(statements::begin(self.dialect)).await?;
-        match self.create_with_key_sqlite(user, task, idem, now).await {
-            Ok(outcome) => {
+        match self.create_with_key_sqlite(user, task, idem, id, now).await {
+            Ok(Insert::Done(outcome)) => {
                 if let Err(e) = self.plain("COMMIT").await {
                     let _ = self.plain("ROLLBACK").await;
                     return Err(e);
                 }
-                outcome
+                Ok(Insert::Done(outcome))
+            }
+            Ok(Insert::IdTaken) => {
+                // Undo the key's claim; the next draw claims it again.
+                self.plain("ROLLBACK").await?;
+                Ok(Insert::IdTaken)
             }
             Err(e) => {
                 // Never leave half-written rows; the original error is the one to report.

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use spin_test_host::fixtures::{PgSchema, TempDir, database_url};
 use spin_test_host::{Host, LogSink, RunningHost};
 use task_api_core::sql::{Dialect, SqlValue, insert_statement, list_statement};
-use task_api_core::{ListQuery, NewTask, Timestamp, Title, UserId};
+use task_api_core::{ListQuery, NewTask, TaskId, Timestamp, Title, UserId};
 use tokio_postgres::types::{ToSql, Type};
 use wasmtime_wasi_http::io::TokioIo;
 
@@ -408,7 +408,13 @@ async fn main() {
     let insert_sql: MakeStatement = Arc::new(move |w, n| {
         let title = Title::parse(&format!("direct {w}-{n}")).expect("a title");
         let now = Timestamp::from_system_time(std::time::SystemTime::now());
-        insert_statement(Dialect::Postgres, &user, &NewTask::new(title), now)
+        insert_statement(
+            Dialect::Postgres,
+            &user,
+            &NewTask::new(title),
+            TaskId::fresh(),
+            now,
+        )
     });
     let url = database_url();
 

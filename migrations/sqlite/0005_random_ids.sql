@@ -1,0 +1,7 @@
+-- Migration 0005 (SQLite): nothing to do.
+--
+-- On PostgreSQL, 0005 drops the identity behind task ids (see
+-- migrations/postgres/0005_random_ids.sql): the core now draws every id (TaskId::fresh) and
+-- every INSERT names it. SQLite takes a named id into an INTEGER PRIMARY KEY AUTOINCREMENT
+-- column as it is, so the schema stays; the version is recorded here too, so that both
+-- dialects count the same migrations.
