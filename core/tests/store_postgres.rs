@@ -541,7 +541,7 @@ async fn readiness_applies_pending_migrations_when_auto_migrating() {
     );
 }
 
-/// The README's hand-migration script (`migrations/apply-postgres.sh`, psql) produces the
+/// The README's hand-migration script (`core/migrations/apply-postgres.sh`, psql) produces the
 /// schema the runner expects, and both see the other's work.
 #[tokio::test]
 async fn hand_migration_script_matches_the_runner() {
@@ -550,7 +550,7 @@ async fn hand_migration_script_matches_the_runner() {
     };
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../migrations/apply-postgres.sh"
+        "/migrations/apply-postgres.sh"
     );
     let run = || {
         let out = std::process::Command::new("sh")

@@ -1,7 +1,8 @@
 //! The schema migrations and their runner.
 //!
-//! Migrations are numbered files under `migrations/postgres/` and `migrations/sqlite/` at the
-//! repository root, embedded here. The runner records applied versions in
+//! Migrations are numbered files under `core/migrations/postgres/` and
+//! `core/migrations/sqlite/`, embedded here (inside the package, so that the published crate
+//! builds). The runner records applied versions in
 //! `schema_migrations(version INTEGER PRIMARY KEY, applied_at BIGINT)`. All pending
 //! migrations are applied in one transaction, and the second of two instances migrating at
 //! once finds the versions recorded by the first and applies nothing.
@@ -67,32 +68,32 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "init",
-        postgres: include_str!("../../../migrations/postgres/0001_init.sql"),
-        sqlite: include_str!("../../../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_init.sql"),
+        sqlite: include_str!("../../migrations/sqlite/0001_init.sql"),
     },
     Migration {
         version: 2,
         name: "users",
-        postgres: include_str!("../../../migrations/postgres/0002_users.sql"),
-        sqlite: include_str!("../../../migrations/sqlite/0002_users.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_users.sql"),
+        sqlite: include_str!("../../migrations/sqlite/0002_users.sql"),
     },
     Migration {
         version: 3,
         name: "fewer_indexes",
-        postgres: include_str!("../../../migrations/postgres/0003_fewer_indexes.sql"),
-        sqlite: include_str!("../../../migrations/sqlite/0003_fewer_indexes.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_fewer_indexes.sql"),
+        sqlite: include_str!("../../migrations/sqlite/0003_fewer_indexes.sql"),
     },
     Migration {
         version: 4,
         name: "login_attempts",
-        postgres: include_str!("../../../migrations/postgres/0004_login_attempts.sql"),
-        sqlite: include_str!("../../../migrations/sqlite/0004_login_attempts.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_login_attempts.sql"),
+        sqlite: include_str!("../../migrations/sqlite/0004_login_attempts.sql"),
     },
     Migration {
         version: 5,
         name: "random_ids",
-        postgres: include_str!("../../../migrations/postgres/0005_random_ids.sql"),
-        sqlite: include_str!("../../../migrations/sqlite/0005_random_ids.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_random_ids.sql"),
+        sqlite: include_str!("../../migrations/sqlite/0005_random_ids.sql"),
     },
 ];
 

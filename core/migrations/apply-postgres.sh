@@ -4,7 +4,7 @@
 # the row that records its version, so a failure leaves nothing half-applied; files already
 # recorded in schema_migrations are skipped, so running it twice is harmless.
 #
-#   DATABASE_URL=postgres://user:password@host:5432/tasks sh migrations/apply-postgres.sh
+#   DATABASE_URL=postgres://user:password@host:5432/tasks sh core/migrations/apply-postgres.sh
 set -eu
 : "${DATABASE_URL:?set DATABASE_URL to the database to migrate}"
 dir=$(dirname "$0")/postgres
