@@ -548,10 +548,7 @@ async fn hand_migration_script_matches_the_runner() {
     let Some(schema) = TestSchema::create().await else {
         return;
     };
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/migrations/apply-postgres.sh"
-    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/apply-postgres.sh");
     let run = || {
         let out = std::process::Command::new("sh")
             .arg(script)
