@@ -33,62 +33,63 @@
 
 #![warn(missing_docs)]
 
-mod accounts;
+// The layers, bottom to top; each may import only the ones before it (`.ci/check-layers`
+// checks it), and each folder's `mod.rs` says what it owns.
 mod auth;
 mod config;
-mod cors;
-mod error;
-mod handler;
-mod jwks;
-mod listing;
-mod memory;
-mod openapi;
-mod routes;
-#[cfg(feature = "sql")]
-pub mod sql;
+mod domain;
+mod http;
 mod store;
-mod task;
-mod time;
-mod validation;
-mod web;
 
-pub use accounts::{
-    AccountStore, DEFAULT_ACCESS_TOKEN_TTL_SECS, DUMMY_PASSWORD_HASH, EMAIL_MAX_CHARS, Email,
-    LOGIN_WINDOW_SECS, MAX_ACCESS_TOKEN_TTL_SECS, MAX_FAILED_LOGINS_PER_ADDR,
-    MAX_FAILED_LOGINS_PER_EMAIL, MAX_REGISTRATIONS_PER_ADDR, MIN_ACCESS_TOKEN_TTL_SECS,
-    PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, Password, PasswordCost, ThrottleKey, User,
-};
-pub use auth::{
-    Algorithm, AuthError, JwtSecret, JwtVerifier, LEEWAY_SECS, MAX_TOKEN_BYTES, MIN_SECRET_BYTES,
-};
-pub use config::{
-    Config, ConfigError, ConfigProblem, MAX_JWKS_TTL_SECS, SETTINGS, Setting, SettingsScope,
-    parse_flag,
-};
-pub use cors::{ALLOWED_HEADERS, EXPOSED_HEADERS, MAX_AGE_SECS};
-pub use error::{ApiError, RETRY_AFTER_SECS};
-pub use handler::{Api, MAX_BODY_BYTES, RequestLog, VERSION};
-pub use jwks::{
+#[cfg(feature = "sql")]
+pub use store::sql;
+
+pub use auth::algorithm::{Algorithm, JwtSecret, KeyType, MIN_SECRET_BYTES};
+pub use auth::bearer::{AuthError, LEEWAY_SECS, MAX_TOKEN_BYTES};
+pub use auth::jwks::{
     DEFAULT_JWKS_TTL_SECS, JWKS_MAX_STALE_SECS, JWKS_REFRESH_INTERVAL_SECS, Jwk, JwkSet, JwksCache,
-    JwksError, KeyType, MAX_JWKS_BYTES, MIN_RSA_BITS, SkippedKey, bearer_key_id, bearer_uses_jwks,
+    JwksError, MAX_JWKS_BYTES, MIN_RSA_BITS, SkippedKey, bearer_key_id, bearer_uses_jwks,
     refresh_allowed, should_refresh,
 };
-pub use listing::{
-    DEFAULT_LIMIT, Direction, ListQuery, MAX_LIMIT, MAX_SEARCH_CHARS, Position, Sort, SortKey,
-    SortValue, StatusFilter,
+pub use auth::password::{DUMMY_PASSWORD_HASH, PasswordCost};
+pub use auth::throttle::{
+    LOGIN_WINDOW_SECS, MAX_FAILED_LOGINS_PER_ADDR, MAX_FAILED_LOGINS_PER_EMAIL,
+    MAX_REGISTRATIONS_PER_ADDR,
 };
-pub use memory::MemoryStore;
-pub use openapi::openapi_document;
-pub use store::{
+pub use auth::tokens::{
+    DEFAULT_ACCESS_TOKEN_TTL_SECS, MAX_ACCESS_TOKEN_TTL_SECS, MIN_ACCESS_TOKEN_TTL_SECS,
+};
+pub use auth::verifier::JwtVerifier;
+pub use config::load::{
+    Config, ConfigError, ConfigProblem, MAX_JWKS_TTL_SECS, SETTINGS, Setting, parse_flag,
+};
+pub use config::scope::SettingsScope;
+pub use domain::account::{
+    EMAIL_MAX_CHARS, Email, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, Password, User,
+};
+pub use domain::field::FieldError;
+pub use domain::ids::{TaskId, USER_ID_MAX_CHARS, UserId, Version};
+pub use domain::listing::{
+    DEFAULT_LIMIT, Direction, ListQuery, MAX_LIMIT, MAX_SEARCH_CHARS, Position, QueryError, Sort,
+    SortKey, SortValue, StatusFilter,
+};
+pub use domain::task::{
+    Completion, DESCRIPTION_MAX_CHARS, Description, NewTask, Priority, TITLE_MAX_CHARS, Task,
+    TaskPatch, TaskPatchBuilder, Title,
+};
+pub use domain::time::{DueDate, Timestamp};
+pub use http::cors::{ALLOWED_HEADERS, EXPOSED_HEADERS, MAX_AGE_SECS};
+pub use http::dispatch::{Api, MAX_BODY_BYTES};
+pub use http::error::{ApiError, RETRY_AFTER_SECS};
+pub use http::log::RequestLog;
+pub use http::openapi::openapi_document;
+pub use http::response::VERSION;
+pub use store::accounts::{AccountStore, ThrottleKey};
+pub use store::memory::MemoryStore;
+pub use store::tasks::{
     Created, IDEMPOTENCY_TTL_MS, Idempotency, IdempotencyKey, Misconfiguration, Page, StoreError,
     TaskStore,
 };
-pub use task::{
-    Completion, DESCRIPTION_MAX_CHARS, Description, NewTask, Priority, TITLE_MAX_CHARS, Task,
-    TaskId, TaskPatch, TaskPatchBuilder, Title, USER_ID_MAX_CHARS, UserId, Version,
-};
-pub use time::{DueDate, Timestamp};
-pub use validation::FieldError;
 
 // The README's examples compile and run as doc tests.
 #[cfg(doctest)]
@@ -155,7 +156,7 @@ impl RequestContext {
     /// assert_eq!(ctx.client_addr(), Some("10.0.0.1"));
     /// ```
     pub fn with_client_addr(mut self, addr: impl Into<String>) -> Self {
-        self.client_addr = accounts::normalize_addr(&addr.into());
+        self.client_addr = auth::throttle::normalize_addr(&addr.into());
         self
     }
 

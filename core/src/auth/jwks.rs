@@ -22,8 +22,9 @@ use jwt_simple::prelude::{
 };
 use serde_json::{Map, Value};
 
-use crate::auth::{self, Algorithm, AuthError, MAX_TOKEN_BYTES};
-use crate::time::Timestamp;
+use crate::auth::algorithm::{Algorithm, KeyType};
+use crate::auth::bearer::{AuthError, LEEWAY_SECS, MAX_TOKEN_BYTES, bearer_token};
+use crate::domain::time::Timestamp;
 
 /// Largest JWKS document accepted, in bytes (64 KiB: dozens of RSA keys).
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
@@ -39,38 +40,6 @@ pub const JWKS_REFRESH_INTERVAL_SECS: u64 = 60;
 /// identity provider withdrew keeps verifying, which rotation with a grace period already
 /// allows for a while.
 pub const JWKS_MAX_STALE_SECS: u64 = 86_400;
-
-/// The kind of public key, which fixes the one algorithm it verifies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum KeyType {
-    /// `kty: OKP`, `crv: Ed25519`: verifies `EdDSA`.
-    Ed25519,
-    /// `kty: EC`, `crv: P-256`: verifies `ES256`.
-    P256,
-    /// `kty: RSA`: verifies `RS256`.
-    Rsa,
-}
-
-impl KeyType {
-    /// The only algorithm a key of this type verifies.
-    pub fn algorithm(self) -> Algorithm {
-        match self {
-            KeyType::Ed25519 => Algorithm::EdDSA,
-            KeyType::P256 => Algorithm::ES256,
-            KeyType::Rsa => Algorithm::RS256,
-        }
-    }
-
-    /// The key type an asymmetric algorithm needs; `None` for the HMAC algorithms.
-    pub fn for_algorithm(algorithm: Algorithm) -> Option<KeyType> {
-        match algorithm {
-            Algorithm::EdDSA => Some(KeyType::Ed25519),
-            Algorithm::ES256 => Some(KeyType::P256),
-            Algorithm::RS256 => Some(KeyType::Rsa),
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => None,
-        }
-    }
-}
 
 #[derive(Clone)]
 enum PublicKey {
@@ -502,7 +471,7 @@ pub struct JwksCache {
 mod millis {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    use crate::time::Timestamp;
+    use crate::domain::time::Timestamp;
 
     pub(super) fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_i64(t.as_millis())
@@ -553,7 +522,7 @@ impl JwksCache {
 
     fn age_within(&self, now: Timestamp, secs: u64) -> bool {
         let age_ms = i128::from(now.as_millis()) - i128::from(self.fetched_at.as_millis());
-        age_ms >= -i128::from(auth::LEEWAY_SECS) * 1000 && age_ms < i128::from(secs) * 1000
+        age_ms >= -i128::from(LEEWAY_SECS) * 1000 && age_ms < i128::from(secs) * 1000
     }
 }
 
@@ -655,7 +624,7 @@ pub fn bearer_uses_jwks(headers: &HeaderMap) -> bool {
 
 /// The header of the request's bearer token, if it names an asymmetric algorithm.
 fn asymmetric_metadata(headers: &HeaderMap) -> Option<TokenMetadata> {
-    let token = auth::bearer_token(headers).ok()?;
+    let token = bearer_token(headers).ok()?;
     if token.len() > MAX_TOKEN_BYTES {
         return None;
     }

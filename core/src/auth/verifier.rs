@@ -8,192 +8,16 @@
 //! the [`JwkSet`], chosen by the header's `kid`. No key ever serves another algorithm.
 
 use std::collections::HashSet;
-use std::fmt;
 
 use http::HeaderMap;
 use jwt_simple::JWTError;
 use jwt_simple::prelude::*;
 
-use crate::jwks::{JwkSet, KeyType};
-use crate::task::UserId;
-use crate::time::Timestamp;
-
-/// Shortest accepted shared secret, in bytes.
-pub const MIN_SECRET_BYTES: usize = 32;
-/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
-pub const LEEWAY_SECS: u64 = 60;
-/// Longest token accepted, in bytes.
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
-
-/// The shared HMAC secret. Its `Debug` never shows the bytes.
-///
-/// ```
-/// use task_api_core::JwtSecret;
-/// let secret = JwtSecret::new("an example secret of at least 32 bytes!").unwrap();
-/// assert_eq!(format!("{secret:?}"), "JwtSecret(<redacted>)");
-/// assert!(JwtSecret::new("too short").is_none());
-/// ```
-#[derive(Clone)]
-pub struct JwtSecret(Vec<u8>);
-
-impl JwtSecret {
-    /// The secret, if it is at least [`MIN_SECRET_BYTES`] long.
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Option<Self> {
-        let bytes = bytes.into();
-        (bytes.len() >= MIN_SECRET_BYTES).then_some(JwtSecret(bytes))
-    }
-
-    /// The raw bytes, for signing tokens (tests, built-in accounts).
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for JwtSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JwtSecret(<redacted>)")
-    }
-}
-
-/// A JWT signing algorithm the service can be configured to accept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Algorithm {
-    /// HMAC with SHA-256, the default (Better Auth's shared-secret tokens).
-    HS256,
-    /// HMAC with SHA-384.
-    HS384,
-    /// HMAC with SHA-512.
-    HS512,
-    /// Ed25519 signatures (Better Auth's JWT plugin's default); needs a JWKS. The header
-    /// name `Ed25519` (RFC 9864) is read as this too.
-    EdDSA,
-    /// ECDSA on P-256 with SHA-256; needs a JWKS.
-    ES256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256; needs a JWKS.
-    RS256,
-}
-
-impl Algorithm {
-    /// The algorithm named `s` as in a JWT header (`HS256`, `EdDSA`, …), if supported.
-    ///
-    /// ```
-    /// use task_api_core::Algorithm;
-    /// assert_eq!(Algorithm::parse("EdDSA"), Some(Algorithm::EdDSA));
-    /// assert_eq!(Algorithm::parse("Ed25519"), Some(Algorithm::EdDSA));
-    /// assert_eq!(Algorithm::parse("none"), None);
-    /// ```
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "HS256" => Some(Algorithm::HS256),
-            "HS384" => Some(Algorithm::HS384),
-            "HS512" => Some(Algorithm::HS512),
-            "EdDSA" | "Ed25519" => Some(Algorithm::EdDSA),
-            "ES256" => Some(Algorithm::ES256),
-            "RS256" => Some(Algorithm::RS256),
-            _ => None,
-        }
-    }
-
-    /// The algorithm's name in a JWT header.
-    pub fn name(self) -> &'static str {
-        match self {
-            Algorithm::HS256 => "HS256",
-            Algorithm::HS384 => "HS384",
-            Algorithm::HS512 => "HS512",
-            Algorithm::EdDSA => "EdDSA",
-            Algorithm::ES256 => "ES256",
-            Algorithm::RS256 => "RS256",
-        }
-    }
-
-    /// Whether the algorithm is an HMAC, verified with the shared secret.
-    pub fn is_hmac(self) -> bool {
-        KeyType::for_algorithm(self).is_none()
-    }
-}
-
-/// Why a request is not authenticated. Every case is a 401.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    /// No `Authorization` header.
-    #[error("missing bearer token")]
-    Missing,
-    /// Not `Bearer <token>`, or not a JWT.
-    #[error("malformed token")]
-    Malformed,
-    /// The header names an algorithm that is not configured (including `none`).
-    #[error("algorithm not allowed")]
-    AlgorithmNotAllowed,
-    /// The signature does not verify with the configured secret or public key.
-    #[error("bad signature")]
-    BadSignature,
-    /// The token's `kid` names no key of the JWKS (or, without a `kid`, the JWKS does not
-    /// hold exactly one key of the token's type).
-    #[error("unknown key")]
-    UnknownKey,
-    /// The key the token's `kid` names is of another type than the token's algorithm needs.
-    #[error("key type mismatch")]
-    KeyTypeMismatch,
-    /// The JWKS could not be fetched, so asymmetric tokens cannot be checked.
-    #[error("keys unavailable")]
-    KeysUnavailable,
-    /// `exp` is more than the leeway in the past.
-    #[error("expired")]
-    Expired,
-    /// `nbf` is more than the leeway in the future.
-    #[error("not yet valid")]
-    NotYetValid,
-    /// `iat` is more than the leeway in the future.
-    #[error("issued in the future")]
-    IssuedInFuture,
-    /// No `exp` claim.
-    #[error("no exp")]
-    MissingExpiry,
-    /// `sub` is missing, empty, too long, not a string, or holds a control character.
-    #[error("bad sub")]
-    BadSubject,
-    /// `iss` is not the configured issuer.
-    #[error("wrong issuer")]
-    WrongIssuer,
-    /// `aud` does not name the configured audience.
-    #[error("wrong audience")]
-    WrongAudience,
-}
-
-impl AuthError {
-    /// The `error_description` sent to the client.
-    pub fn description(self) -> &'static str {
-        match self {
-            AuthError::Missing => "a bearer token is required",
-            AuthError::Malformed => "the bearer token is malformed",
-            AuthError::AlgorithmNotAllowed => "the token's algorithm is not accepted",
-            AuthError::BadSignature => "the token's signature is invalid",
-            AuthError::UnknownKey => "the token's signing key is not known",
-            AuthError::KeyTypeMismatch => "the token's algorithm does not match its signing key",
-            AuthError::KeysUnavailable => "the signing keys could not be fetched",
-            AuthError::Expired => "the token has expired",
-            AuthError::NotYetValid => "the token is not valid yet",
-            AuthError::IssuedInFuture => "the token is issued in the future",
-            AuthError::MissingExpiry => "the token has no exp claim",
-            AuthError::BadSubject => {
-                "the token's sub must be a string of 1 to 128 characters without control characters"
-            }
-            AuthError::WrongIssuer => "the token's issuer is not accepted",
-            AuthError::WrongAudience => "the token's audience is not accepted",
-        }
-    }
-
-    /// The `WWW-Authenticate` value (RFC 6750): no `error` when no token was sent.
-    pub fn www_authenticate(self) -> String {
-        match self {
-            AuthError::Missing => "Bearer realm=\"tasks\"".to_owned(),
-            other => format!(
-                "Bearer realm=\"tasks\", error=\"invalid_token\", error_description=\"{}\"",
-                other.description()
-            ),
-        }
-    }
-}
+use crate::auth::algorithm::{Algorithm, JwtSecret, KeyType};
+use crate::auth::bearer::{AuthError, LEEWAY_SECS, MAX_TOKEN_BYTES, bearer_token};
+use crate::auth::jwks::JwkSet;
+use crate::domain::ids::UserId;
+use crate::domain::time::Timestamp;
 
 /// Where the public keys for asymmetric tokens come from.
 #[derive(Clone, Debug)]
@@ -415,22 +239,6 @@ impl JwtVerifier {
         }
         .map_err(|e| classify(&e))
     }
-}
-
-/// The token of the request's `Authorization: Bearer <token>` header (scheme
-/// case-insensitive; one header only).
-pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
-    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
-    let value = values.next().ok_or(AuthError::Missing)?;
-    if values.next().is_some() {
-        return Err(AuthError::Malformed);
-    }
-    let value = value.to_str().map_err(|_| AuthError::Malformed)?.trim();
-    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Malformed)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthError::Malformed);
-    }
-    Ok(token.trim())
 }
 
 fn classify(e: &jwt_simple::Error) -> AuthError {

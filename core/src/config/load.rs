@@ -8,12 +8,13 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use crate::accounts::{
-    MAX_ACCESS_TOKEN_TTL_SECS, MIN_ACCESS_TOKEN_TTL_SECS, PasswordCost, TokenSettings,
-};
-use crate::auth::{Algorithm, JwtSecret, JwtVerifier, MIN_SECRET_BYTES};
-use crate::cors::CorsOrigins;
-use crate::jwks::JwkSet;
+use crate::auth::algorithm::{Algorithm, JwtSecret, MIN_SECRET_BYTES};
+use crate::auth::jwks::JwkSet;
+use crate::auth::password::PasswordCost;
+use crate::auth::tokens::{MAX_ACCESS_TOKEN_TTL_SECS, MIN_ACCESS_TOKEN_TTL_SECS, TokenSettings};
+use crate::auth::verifier::JwtVerifier;
+use crate::config::cors::CorsOrigins;
+use crate::config::scope::SettingsScope;
 
 /// Longest accepted `jwt_jwks_ttl`, in seconds (one day).
 pub const MAX_JWKS_TTL_SECS: u64 = 86_400;
@@ -167,91 +168,6 @@ impl fmt::Display for ConfigError {
             write!(f, "{} {}", p.setting, p.message)?;
         }
         Ok(())
-    }
-}
-
-/// Which of the settings a request can use, so that a host reads only those: in Spin every
-/// setting is a variable, and every read of one is a host call (about 16 µs on Spin 4).
-///
-/// The JWT settings other than the key set (`jwt_secret`, `jwt_algorithms`, `jwt_issuer`,
-/// `jwt_audience`) are always read. The key set (`jwt_jwks`, `jwt_jwks_url`,
-/// `jwt_jwks_ttl`) is read only for a request whose bearer token names an asymmetric
-/// algorithm, `cors_origins` only for a request with an `Origin`, the accounts settings
-/// only on the `/auth` routes, and `web_ui` only where the page may be served (`/` asked for
-/// by a browser, and the page's files). `/health/ready` reads everything, so that a readiness
-/// probe reports any bad setting. See [`Config::for_request`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SettingsScope {
-    /// `jwt_jwks`, `jwt_jwks_url` and `jwt_jwks_ttl`.
-    pub jwks: bool,
-    /// `cors_origins`.
-    pub cors: bool,
-    /// `accounts`, `access_token_ttl` and `client_addr_header`.
-    pub accounts: bool,
-    /// `web_ui`.
-    pub web: bool,
-}
-
-impl SettingsScope {
-    /// Every setting.
-    pub const ALL: SettingsScope = SettingsScope {
-        jwks: true,
-        cors: true,
-        accounts: true,
-        web: true,
-    };
-
-    /// The settings `request` can use.
-    ///
-    /// ```
-    /// use task_api_core::SettingsScope;
-    /// let plain = http::Request::get("/api/tasks").body(()).unwrap();
-    /// assert_eq!(
-    ///     SettingsScope::of(&plain),
-    ///     SettingsScope { jwks: false, cors: false, accounts: false, web: false }
-    /// );
-    /// let browser = http::Request::post("/auth/login")
-    ///     .header("origin", "https://app.example")
-    ///     .body(())
-    ///     .unwrap();
-    /// assert_eq!(
-    ///     SettingsScope::of(&browser),
-    ///     SettingsScope { jwks: false, cors: true, accounts: true, web: false }
-    /// );
-    /// // `/` reads `web_ui` only for a client that prefers HTML (a browser) to JSON.
-    /// let page = http::Request::get("/").header("accept", "text/html").body(()).unwrap();
-    /// assert!(SettingsScope::of(&page).web);
-    /// let program = http::Request::get("/").header("accept", "application/json").body(()).unwrap();
-    /// assert!(!SettingsScope::of(&program).web);
-    /// ```
-    pub fn of<B>(request: &http::Request<B>) -> SettingsScope {
-        let route = crate::routes::resolve(request.uri().path());
-        if route
-            .as_ref()
-            .is_some_and(|r| r.endpoint == crate::routes::Endpoint::Ready)
-        {
-            return SettingsScope::ALL;
-        }
-        SettingsScope {
-            jwks: crate::jwks::bearer_uses_jwks(request.headers()),
-            cors: request.headers().contains_key(http::header::ORIGIN),
-            accounts: route.as_ref().is_some_and(|r| r.endpoint.is_account()),
-            web: route.is_some_and(|r| match r.endpoint {
-                crate::routes::Endpoint::Index => crate::web::prefers_html(request.headers()),
-                e => e.is_web(),
-            }),
-        }
-    }
-
-    /// Whether the setting `name` is in this scope.
-    fn covers(self, name: &str) -> bool {
-        match name {
-            "jwt_jwks" | "jwt_jwks_url" | "jwt_jwks_ttl" => self.jwks,
-            "cors_origins" => self.cors,
-            "accounts" | "access_token_ttl" | "client_addr_header" => self.accounts,
-            "web_ui" => self.web,
-            _ => true,
-        }
     }
 }
 
@@ -921,48 +837,6 @@ mod tests {
         assert!(load(&[GOOD, ("web_ui", "on")]).unwrap().web_ui_enabled());
         assert!(!load(&[GOOD, ("web_ui", "0")]).unwrap().web_ui_enabled());
         assert_eq!(problems(&[GOOD, ("web_ui", "sometimes")]), ["web_ui"]);
-    }
-
-    #[test]
-    fn web_ui_is_read_only_where_the_page_may_be_served() {
-        let asked = std::cell::RefCell::new(Vec::<String>::new());
-        let lookup = |name: &str| {
-            asked.borrow_mut().push(name.to_owned());
-            match name {
-                "jwt_secret" => Some(GOOD.1.to_owned()),
-                "web_ui" => Some("true".to_owned()),
-                _ => None,
-            }
-        };
-        let get = |path: &str, accept: &str| {
-            http::Request::get(path)
-                .header("accept", accept)
-                .body(())
-                .unwrap()
-        };
-        for (request, reads) in [
-            (get("/api/tasks", "text/html"), false),
-            (get("/", "application/json"), false),
-            (get("/", "*/*"), false),
-            (get("/", "text/html,*/*;q=0.8"), true),
-            (get("/web/app.js", "*/*"), true),
-        ] {
-            asked.borrow_mut().clear();
-            let config = Config::for_request(SettingsScope::of(&request), lookup).unwrap();
-            let read = asked.borrow().iter().any(|n| n == "web_ui");
-            assert_eq!(read, reads, "{}", request.uri());
-            assert_eq!(config.web_ui_enabled(), reads, "{}", request.uri());
-        }
-        // A bad value outside the scope is still reported, with every other problem.
-        let bad = |name: &str| match name {
-            "jwt_secret" => Some("short".to_owned()),
-            "web_ui" => Some("maybe".to_owned()),
-            _ => None,
-        };
-        let err =
-            Config::for_request(SettingsScope::of(&get("/api/tasks", "*/*")), bad).unwrap_err();
-        let names: Vec<_> = err.problems.iter().map(|p| p.setting).collect();
-        assert_eq!(names, ["jwt_secret", "web_ui"]);
     }
 
     #[test]

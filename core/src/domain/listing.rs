@@ -12,10 +12,10 @@ use std::fmt::Write as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::error::ApiError;
-use crate::task::{Priority, Task, TaskId};
-use crate::time::{DueDate, Timestamp};
-use crate::validation::{FieldError, has_control};
+use crate::domain::field::{FieldError, has_control};
+use crate::domain::ids::TaskId;
+use crate::domain::task::{Priority, Task};
+use crate::domain::time::{DueDate, Timestamp};
 
 /// Page size when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -35,6 +35,12 @@ const PARAMETERS: [&str; 8] = [
     "limit",
     "cursor",
 ];
+
+/// A query string that [`ListQuery::parse`] refuses: every parameter with a value that is
+/// not allowed, each named. (The HTTP layer answers it 400 `invalid_parameter`.)
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid query parameter")]
+pub struct QueryError(pub Vec<FieldError>);
 
 /// Which tasks by completion.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -242,7 +248,7 @@ impl ListQuery {
     /// assert!(ListQuery::parse("due_before=").is_err()); // empty: not the same as absent
     /// assert!(ListQuery::parse("q=milk%00").is_err()); // NUL
     /// ```
-    pub fn parse(query: &str) -> Result<ListQuery, ApiError> {
+    pub fn parse(query: &str) -> Result<ListQuery, QueryError> {
         let mut q = ListQuery::default();
         let mut errors = Vec::new();
         let mut cursor = None;
@@ -333,7 +339,7 @@ impl ListQuery {
         if errors.is_empty() {
             Ok(q)
         } else {
-            Err(ApiError::InvalidQuery(errors))
+            Err(QueryError(errors))
         }
     }
 
@@ -529,11 +535,12 @@ fn bad(field: &'static str, message: impl Into<std::borrow::Cow<'static, str>>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::{NewTask, Title, UserId};
+    use crate::domain::ids::UserId;
+    use crate::domain::task::{NewTask, Title};
 
     fn fields(query: &str) -> Vec<String> {
         match ListQuery::parse(query) {
-            Err(ApiError::InvalidQuery(e)) => e.into_iter().map(|e| e.field.into_owned()).collect(),
+            Err(QueryError(e)) => e.into_iter().map(|e| e.field.into_owned()).collect(),
             other => panic!("expected an invalid query, got {other:?}"),
         }
     }
@@ -594,7 +601,7 @@ mod tests {
         for name in PARAMETERS {
             for query in [format!("{name}="), name.to_owned(), format!("{name}=+%20")] {
                 match ListQuery::parse(&query) {
-                    Err(ApiError::InvalidQuery(e)) => assert_eq!(
+                    Err(QueryError(e)) => assert_eq!(
                         e.iter()
                             .map(|e| (e.field.as_ref(), e.code))
                             .collect::<Vec<_>>(),

@@ -1,64 +1,37 @@
-//! Request bodies: JSON in, a [`NewTask`], [`TaskPatch`] or [`Completion`] out, or every
-//! problem found.
+//! Request bodies: JSON in, a [`NewTask`], [`TaskPatch`], [`Completion`] or credentials out,
+//! or every problem found, as the [`ApiError`] the route answers.
 //!
-//! The rules for single values live with their types in `task.rs`; this module owns the body
-//! rules: which fields exist, which are server-owned and ignored, what `null` means for each,
-//! and that an update must change something.
+//! The rules for single values live with their types in `domain/` (`task.rs`, `account.rs`);
+//! this module owns the body rules: which fields exist, which are server-owned and ignored,
+//! what `null` means for each, and that an update must change something.
 
-use std::borrow::Cow;
-
-use serde::Serialize;
+use http::{Request, header};
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
-use crate::task::{Completion, Description, NewTask, Priority, TaskPatch, Title};
-use crate::time::DueDate;
+use crate::domain::account::{Email, Password};
+use crate::domain::field::FieldError;
+use crate::domain::task::{Completion, Description, NewTask, Priority, TaskPatch, Title};
+use crate::domain::time::DueDate;
+use crate::http::error::ApiError;
 
-/// One problem with one field (or query parameter), as listed in a problem's `errors`.
-///
-/// ```
-/// use task_api_core::FieldError;
-/// let e = FieldError::new("title", "blank", "title must not be blank");
-/// assert_eq!(serde_json::to_value(&e).unwrap()["code"], "blank");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    /// The field or parameter name.
-    pub field: Cow<'static, str>,
-    /// A stable machine code (`blank`, `too_long`, `unknown_field`, …).
-    pub code: &'static str,
-    /// A human sentence.
-    pub message: Cow<'static, str>,
-}
-
-impl FieldError {
-    /// A problem with `field`.
-    pub fn new(
-        field: impl Into<Cow<'static, str>>,
-        code: &'static str,
-        message: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        FieldError {
-            field: field.into(),
-            code,
-            message: message.into(),
-        }
+/// The body, checked to be JSON. With `optional`, an empty body is allowed whatever its
+/// content type (a toggle sends none).
+pub(crate) fn json_body(req: &Request<Vec<u8>>, optional: bool) -> Result<&[u8], ApiError> {
+    let body = req.body().as_slice();
+    if optional && body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(b"");
     }
-}
-
-/// Whether `c` is a control character: the one definition for every text a request brings
-/// (titles, descriptions, `q`, cursors, user ids, emails). It is Unicode category Cc: C0
-/// (U+0000 to U+001F, NUL included), DEL (U+007F) and C1 (U+0080 to U+009F). C1 characters
-/// are refused like C0 ones: they are invisible, terminals act on some of them (U+009B is
-/// CSI), and no text a person types needs them. PostgreSQL refuses NUL in text outright, so
-/// none of these ever reaches a store.
-pub(crate) fn is_control(c: char) -> bool {
-    c.is_control()
-}
-
-/// Whether `s` holds a control character ([`is_control`]).
-pub(crate) fn has_control(s: &str) -> bool {
-    s.chars().any(is_control)
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if is_json {
+        Ok(body)
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
 }
 
 /// Fields the server owns: ignored when a client sends a task back.
@@ -209,6 +182,69 @@ impl TaskFields {
     }
 }
 
+/// The body of `POST /auth/register` and `POST /auth/login`: every problem at once.
+pub(crate) fn parse_credentials(body: &[u8]) -> Result<(Email, Password), ApiError> {
+    let map = object(body)?;
+    let mut errors = Vec::new();
+    let (mut email, mut password) = (None, None);
+    let (mut email_seen, mut password_seen) = (false, false);
+    for (key, value) in map {
+        match (key.as_str(), value) {
+            ("email", Value::String(s)) => {
+                email_seen = true;
+                email = Email::parse(&s);
+                if email.is_none() {
+                    errors.push(FieldError::new(
+                        "email",
+                        "invalid_email",
+                        "email must be an address like name@example.com of at most 254 characters",
+                    ));
+                }
+            }
+            ("password", Value::String(s)) => {
+                password_seen = true;
+                password = Password::parse(&s);
+                if password.is_none() {
+                    errors.push(FieldError::new(
+                        "password",
+                        "password_length",
+                        "password must be 8 to 128 characters",
+                    ));
+                }
+            }
+            (field @ ("email" | "password"), _) => {
+                if field == "email" {
+                    email_seen = true;
+                } else {
+                    password_seen = true;
+                }
+                errors.push(FieldError::new(
+                    field.to_owned(),
+                    "invalid_type",
+                    format!("{field} must be a string"),
+                ));
+            }
+            _ => {
+                let message = format!("{key} is not a field of this request");
+                errors.push(FieldError::new(key, "unknown_field", message));
+            }
+        }
+    }
+    for (seen, field) in [(email_seen, "email"), (password_seen, "password")] {
+        if !seen {
+            errors.push(FieldError::new(
+                field,
+                "required",
+                format!("{field} is required"),
+            ));
+        }
+    }
+    match (email, password) {
+        (Some(e), Some(p)) if errors.is_empty() => Ok((e, p)),
+        _ => Err(ApiError::Validation(errors)),
+    }
+}
+
 /// The body as a JSON object, or a 400.
 fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
@@ -273,19 +309,6 @@ mod tests {
 
     fn pair(f: &str, c: &'static str) -> (String, &'static str) {
         (f.to_owned(), c)
-    }
-
-    #[test]
-    fn control_characters_are_c0_del_and_c1() {
-        for c in [
-            '\0', '\t', '\n', '\u{1f}', '\u{7f}', '\u{80}', '\u{85}', '\u{9f}',
-        ] {
-            assert!(is_control(c), "{c:?}");
-        }
-        for c in [' ', '~', '\u{a0}', '\u{200b}', '\u{2028}', 'é'] {
-            assert!(!is_control(c), "{c:?}");
-        }
-        assert!(has_control("a\u{0}b") && !has_control("a b"));
     }
 
     #[test]
@@ -562,5 +585,37 @@ mod tests {
             field_errors(parse_completion(br#"{"completed":null}"#)),
             [pair("completed", "null")]
         );
+    }
+
+    #[test]
+    fn credentials_report_every_problem() {
+        let codes = |body: &str| match parse_credentials(body.as_bytes()) {
+            Err(ApiError::Validation(e)) => e
+                .into_iter()
+                .map(|e| (e.field.into_owned(), e.code))
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            codes(r#"{"email":"nope","password":"short","extra":1}"#),
+            [
+                ("email".to_owned(), "invalid_email"),
+                ("extra".to_owned(), "unknown_field"),
+                ("password".to_owned(), "password_length"),
+            ]
+        );
+        assert_eq!(
+            codes(r#"{"email":null}"#),
+            [
+                ("email".to_owned(), "invalid_type"),
+                ("password".to_owned(), "required"),
+            ]
+        );
+        assert!(matches!(
+            parse_credentials(b"[]"),
+            Err(ApiError::MalformedBody(_))
+        ));
+        let (e, _) = parse_credentials(br#"{"email":" A@B.co ","password":"12345678"}"#).unwrap();
+        assert_eq!(e.as_str(), "A@B.co");
     }
 }

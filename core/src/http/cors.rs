@@ -1,10 +1,13 @@
-//! CORS: which origins may call the API from a browser, and the headers that tell them so.
+//! CORS: the headers that tell a browser whether an origin (configured in `cors_origins`,
+//! `config::cors::CorsOrigins`) may call the API.
 //!
 //! A disallowed origin gets no CORS headers at all (the browser then blocks the response);
 //! the request itself is still answered, because CORS protects the browser's user, not the
 //! server.
 
 use http::{HeaderMap, HeaderValue, header};
+
+use crate::config::cors::CorsOrigins;
 
 /// Request headers a browser may send.
 pub const ALLOWED_HEADERS: &str =
@@ -15,41 +18,7 @@ pub const EXPOSED_HEADERS: &str =
 /// How long a browser may cache a preflight, in seconds (Chromium caps it at 7200).
 pub const MAX_AGE_SECS: u32 = 7200;
 
-/// The configured origins.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum CorsOrigins {
-    /// `*`: any origin (sent as `Access-Control-Allow-Origin: *`; bearer tokens need no
-    /// credentials mode, so this works for them).
-    Any,
-    /// Exactly these origins (`scheme://host[:port]`); empty means CORS is off.
-    List(Vec<String>),
-}
-
 impl CorsOrigins {
-    /// Parses `*` or a comma-separated list of origins. A trailing slash is forgiven.
-    pub(crate) fn parse(s: &str) -> Result<Self, String> {
-        if s.trim() == "*" {
-            return Ok(CorsOrigins::Any);
-        }
-        let mut origins = Vec::new();
-        for item in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
-            let origin = item.strip_suffix('/').unwrap_or(item);
-            let host = origin
-                .strip_prefix("https://")
-                .or_else(|| origin.strip_prefix("http://"));
-            match host {
-                Some(h) if !h.is_empty() && !h.contains(['/', '?', '#', ' ', '*']) => {
-                    origins.push(origin.to_ascii_lowercase());
-                }
-                _ => return Err(
-                    "must be * or a comma-separated list of origins like https://app.example.com"
-                        .into(),
-                ),
-            }
-        }
-        Ok(CorsOrigins::List(origins))
-    }
-
     /// The `Access-Control-Allow-Origin` value for a request from `origin`, if allowed.
     fn allow(&self, origin: &HeaderValue) -> Option<HeaderValue> {
         match self {

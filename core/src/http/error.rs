@@ -1,13 +1,19 @@
-//! The HTTP boundary's one error type, and the one place that maps it to a status and an
-//! RFC 9457 problem document.
+//! The HTTP boundary's one error type, and the one place that maps errors to HTTP: every
+//! lower layer's error (the domain's [`QueryError`], `auth`'s [`AuthError`],
+//! [`PasswordError`] and [`TokenError`], the configuration's [`ConfigError`], the store's
+//! [`StoreError`]) becomes an [`ApiError`] through a `From` here, and an [`ApiError`] becomes
+//! a status and an RFC 9457 problem document here. No layer below `http` knows `ApiError`.
 
 use http::{HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
 
-use crate::auth::AuthError;
-use crate::config::ConfigError;
-use crate::store::{Misconfiguration, StoreError};
-use crate::validation::FieldError;
+use crate::auth::bearer::AuthError;
+use crate::auth::password::PasswordError;
+use crate::auth::tokens::TokenError;
+use crate::config::load::ConfigError;
+use crate::domain::field::FieldError;
+use crate::domain::listing::QueryError;
+use crate::store::tasks::{Misconfiguration, StoreError};
 
 /// Seconds a client should wait before retrying when the database cannot be reached.
 pub const RETRY_AFTER_SECS: u32 = 5;
@@ -87,6 +93,27 @@ impl From<StoreError> for ApiError {
             StoreError::Misconfigured(m) => ApiError::StoreMisconfigured(m),
             StoreError::Other(cause) => ApiError::Internal(cause),
         }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        ApiError::InvalidQuery(e.0)
+    }
+}
+
+/// A password that cannot be hashed or checked is the server's problem: a 500, its cause
+/// logged.
+impl From<PasswordError> for ApiError {
+    fn from(e: PasswordError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+/// A token that cannot be signed is the server's problem: a 500, its cause logged.
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        ApiError::Internal(e.to_string())
     }
 }
 

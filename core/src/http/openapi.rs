@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 
-use crate::handler::VERSION;
-use crate::routes::{Endpoint, OTHER_PATHS, TASK_BASES, TASK_PATHS};
+use crate::http::response::VERSION;
+use crate::http::routes::{Endpoint, OTHER_PATHS, TASK_BASES, TASK_PATHS};
 
 /// The document, serialized once.
 pub(crate) fn document_bytes() -> &'static [u8] {
@@ -441,7 +441,7 @@ fn components() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routes::{resolve, templates};
+    use crate::http::routes::{resolve, templates};
 
     /// The methods a route documents or allows, without HEAD and OPTIONS (implied for all).
     fn documented(doc: &Value, path: &str) -> Vec<String> {

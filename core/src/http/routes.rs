@@ -6,9 +6,9 @@
 
 use http::Method;
 
-use crate::error::ApiError;
-use crate::task::UserId;
-use crate::validation::FieldError;
+use crate::domain::field::FieldError;
+use crate::domain::ids::UserId;
+use crate::http::error::ApiError;
 
 /// What a path leads to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -12,7 +12,7 @@
 
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 
-use crate::handler::VERSION;
+use crate::http::response::VERSION;
 
 /// The policy of every file of the page: only this origin's scripts, styles, images and API;
 /// no inline code, no plugins, no `<base>`, no native form submission, no framing.
@@ -21,7 +21,7 @@ pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src
     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The page's template: `{{name}}` stands for the hash of the file `name` of [`ASSETS`].
-const INDEX_HTML: &str = include_str!("../web/index.html");
+const INDEX_HTML: &str = include_str!("../../web/index.html");
 
 /// One embedded file of the page.
 pub(crate) struct Asset {
@@ -35,9 +35,9 @@ pub(crate) struct Asset {
     hash: u64,
 }
 
-const APP_JS: &[u8] = include_bytes!("../web/app.js");
-const APP_CSS: &[u8] = include_bytes!("../web/app.css");
-const ICON_SVG: &[u8] = include_bytes!("../web/icon.svg");
+const APP_JS: &[u8] = include_bytes!("../../web/app.js");
+const APP_CSS: &[u8] = include_bytes!("../../web/app.css");
+const ICON_SVG: &[u8] = include_bytes!("../../web/icon.svg");
 
 /// The page's files, besides the page.
 pub(crate) const ASSETS: [Asset; 3] = [
@@ -262,7 +262,7 @@ fn file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routes::{Endpoint, OTHER_PATHS};
+    use crate::http::routes::{Endpoint, OTHER_PATHS};
 
     fn accept(value: &str) -> bool {
         let mut h = HeaderMap::new();

@@ -5,11 +5,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::accounts::{AccountStore, Email, ThrottleKey, User};
-use crate::listing::ListQuery;
-use crate::store::{Created, IDEMPOTENCY_TTL_MS, Idempotency, Page, StoreError, TaskStore};
-use crate::task::{Completion, NewTask, Task, TaskId, TaskPatch, UserId, Version};
-use crate::time::Timestamp;
+use crate::domain::account::{Email, User};
+use crate::domain::ids::{TaskId, UserId, Version};
+use crate::domain::listing::ListQuery;
+use crate::domain::task::{Completion, NewTask, Task, TaskPatch};
+use crate::domain::time::Timestamp;
+use crate::store::accounts::{AccountStore, ThrottleKey};
+use crate::store::tasks::{Created, IDEMPOTENCY_TTL_MS, Idempotency, Page, StoreError, TaskStore};
 
 /// Tasks held in memory, behind one mutex. Ids are [`TaskId::fresh`], unique across users
 /// and never reused.

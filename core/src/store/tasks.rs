@@ -8,14 +8,15 @@
 
 use std::fmt;
 
-use crate::listing::ListQuery;
-use crate::task::{Completion, NewTask, Task, TaskId, TaskPatch, UserId, Version};
-use crate::time::Timestamp;
+use crate::domain::ids::{TaskId, UserId, Version};
+use crate::domain::listing::ListQuery;
+use crate::domain::task::{Completion, NewTask, Task, TaskPatch};
+use crate::domain::time::Timestamp;
 
 /// How long an idempotency key is remembered, in milliseconds (24 hours).
 pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 
-/// What a store can fail with. The handler maps each kind to one HTTP status.
+/// What a store can fail with. `http/error.rs` maps each kind to one HTTP status.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// No such task for this user (also: the task belongs to someone else). → 404

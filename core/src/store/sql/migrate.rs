@@ -68,32 +68,32 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "init",
-        postgres: include_str!("../../migrations/postgres/0001_init.sql"),
-        sqlite: include_str!("../../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../../../migrations/postgres/0001_init.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0001_init.sql"),
     },
     Migration {
         version: 2,
         name: "users",
-        postgres: include_str!("../../migrations/postgres/0002_users.sql"),
-        sqlite: include_str!("../../migrations/sqlite/0002_users.sql"),
+        postgres: include_str!("../../../migrations/postgres/0002_users.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0002_users.sql"),
     },
     Migration {
         version: 3,
         name: "fewer_indexes",
-        postgres: include_str!("../../migrations/postgres/0003_fewer_indexes.sql"),
-        sqlite: include_str!("../../migrations/sqlite/0003_fewer_indexes.sql"),
+        postgres: include_str!("../../../migrations/postgres/0003_fewer_indexes.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0003_fewer_indexes.sql"),
     },
     Migration {
         version: 4,
         name: "login_attempts",
-        postgres: include_str!("../../migrations/postgres/0004_login_attempts.sql"),
-        sqlite: include_str!("../../migrations/sqlite/0004_login_attempts.sql"),
+        postgres: include_str!("../../../migrations/postgres/0004_login_attempts.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0004_login_attempts.sql"),
     },
     Migration {
         version: 5,
         name: "random_ids",
-        postgres: include_str!("../../migrations/postgres/0005_random_ids.sql"),
-        sqlite: include_str!("../../migrations/sqlite/0005_random_ids.sql"),
+        postgres: include_str!("../../../migrations/postgres/0005_random_ids.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0005_random_ids.sql"),
     },
 ];
 

@@ -164,7 +164,7 @@ pub enum DbError {
     /// (TLS handshake, authentication, no such database, address not allowed): retrying
     /// will not help, so this is a 500 `configuration_error`, not a 503.
     #[error(transparent)]
-    Misconfigured(crate::store::Misconfiguration),
+    Misconfigured(crate::store::tasks::Misconfiguration),
     /// A unique or primary key constraint refused a row.
     #[error("unique violation: {0}")]
     UniqueViolation(String),
@@ -297,7 +297,7 @@ fn error_chain(text: &str) -> String {
 }
 
 fn misconfigured(setting: &'static str, hint: &'static str, cause: String) -> DbError {
-    DbError::Misconfigured(crate::store::Misconfiguration {
+    DbError::Misconfigured(crate::store::tasks::Misconfiguration {
         setting,
         hint,
         cause,

@@ -7,13 +7,13 @@
 use std::fmt::{self, Write as _};
 
 use super::{Dialect, SqlValue};
-use crate::accounts::{Email, ThrottleKey, User};
-use crate::listing::{Direction, ListQuery, SortKey, SortValue, StatusFilter};
-use crate::store::{IDEMPOTENCY_TTL_MS, Idempotency, StoreError};
-use crate::task::{
-    Completion, Description, NewTask, Priority, Task, TaskId, TaskPatch, Title, UserId, Version,
-};
-use crate::time::{DueDate, Timestamp};
+use crate::domain::account::{Email, User};
+use crate::domain::ids::{TaskId, UserId, Version};
+use crate::domain::listing::{Direction, ListQuery, SortKey, SortValue, StatusFilter};
+use crate::domain::task::{Completion, Description, NewTask, Priority, Task, TaskPatch, Title};
+use crate::domain::time::{DueDate, Timestamp};
+use crate::store::accounts::ThrottleKey;
+use crate::store::tasks::{IDEMPOTENCY_TTL_MS, Idempotency, StoreError};
 
 /// The columns of a task, in the order [`decode_task`] reads them.
 const TASK_COLUMNS: [&str; 11] = [
@@ -937,7 +937,7 @@ mod tests {
             assert_eq!(st.params[0], SqlValue::Int(7), "the id is $1");
             if dialect == Dialect::Postgres {
                 let idem = Idempotency {
-                    key: crate::store::IdempotencyKey::parse("k").unwrap(),
+                    key: crate::store::tasks::IdempotencyKey::parse("k").unwrap(),
                     fingerprint: new.fingerprint(),
                 };
                 let st =

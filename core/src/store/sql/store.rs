@@ -7,11 +7,13 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::migrate::{migrate, schema_is_current};
 use super::{DbError, Dialect, Executor, SqlValue, query_guarded};
-use crate::accounts::{AccountStore, Email, ThrottleKey, User};
-use crate::listing::ListQuery;
-use crate::store::{Created, Idempotency, Page, StoreError, TaskStore};
-use crate::task::{Completion, NewTask, Task, TaskId, TaskPatch, UserId, Version};
-use crate::time::Timestamp;
+use crate::domain::account::{Email, User};
+use crate::domain::ids::{TaskId, UserId, Version};
+use crate::domain::listing::ListQuery;
+use crate::domain::task::{Completion, NewTask, Task, TaskPatch};
+use crate::domain::time::Timestamp;
+use crate::store::accounts::{AccountStore, ThrottleKey};
+use crate::store::tasks::{Created, Idempotency, Page, StoreError, TaskStore};
 
 /// A [`TaskStore`] and [`AccountStore`] in a PostgreSQL or SQLite database reached through `E`.
 ///
