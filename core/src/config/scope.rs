@@ -11,7 +11,7 @@
 /// algorithm, `cors_origins` only for a request with an `Origin`, the accounts settings
 /// only on the `/auth` routes, and `web_ui` only where the page may be served (`/` asked for
 /// by a browser, and the page's files). `/health/ready` reads everything, so that a readiness
-/// probe reports any bad setting. See [`Config::for_request`].
+/// probe reports any bad setting. See [`Config::for_request`](crate::Config::for_request).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SettingsScope {
     /// `jwt_jwks`, `jwt_jwks_url` and `jwt_jwks_ttl`.
