@@ -1,8 +1,8 @@
-//! Password hashing. Passwords are hashed with Argon2id at `m = 19456 KiB, t = 2, p = 1` (OWASP's minimum
-//! recommendation, [`PasswordCost::DEFAULT`]): about 19 MiB per hash, which fits a Wasm
-//! instance's memory. The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`) is what
-//! is stored; verification reads the parameters from it, so raising the cost later keeps old
-//! hashes verifiable.
+//! Password hashing. Passwords are hashed with Argon2id at `m = 19456 KiB, t = 2, p = 1`
+//! (OWASP's minimum recommendation, [`PasswordCost::DEFAULT`]): about 19 MiB per hash, which
+//! fits a Wasm instance's memory. The PHC string
+//! (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`) is what is stored; verification reads the
+//! parameters from it, so raising the cost later keeps old hashes verifiable.
 
 use std::borrow::Cow;
 

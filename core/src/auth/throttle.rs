@@ -1,14 +1,17 @@
-//! The login throttle, and the client address it keys. **It counts before it hashes.** Each login first counts itself, atomically, under
-//! its email's and its client address's keys ([`AccountStore::count_attempt`]); once a count
-//! is over its limit the attempt is refused with a 429 and never reaches Argon2. A login that
-//! succeeds takes its count back ([`AccountStore::forgive_attempt`]), so only failures add
-//! up. Counting first is what bounds parallel guessing: fifty wrong passwords sent at once
-//! for one email get at most [`MAX_FAILED_LOGINS_PER_EMAIL`] password checks, not fifty.
-//! Registrations count under their client address the same way, and are not forgiven (each
-//! costs a hash and may create an account). The counters live in the account store, so that
-//! every instance of the service shares them (a SQL store keeps them in a table, with their
-//! expiry).
+//! The login throttle, and the client address it keys.
 //!
+//! **The throttle counts before it hashes.** Each login first counts itself, atomically,
+//! under its email's and its client address's keys
+//! ([`AccountStore::count_attempt`](crate::AccountStore::count_attempt)); once a count is
+//! over its limit the attempt is refused with a 429 and never reaches Argon2. A login that
+//! succeeds takes its count back
+//! ([`AccountStore::forgive_attempt`](crate::AccountStore::forgive_attempt)), so only
+//! failures add up. Counting first is what bounds parallel guessing: fifty wrong passwords
+//! sent at once for one email get at most [`MAX_FAILED_LOGINS_PER_EMAIL`] password checks,
+//! not fifty. Registrations count under their client address the same way, and are not
+//! forgiven (each costs a hash and may create an account). The counters live in the account
+//! store, so that every instance of the service shares them (a SQL store keeps them in a
+//! table, with their expiry).
 
 use crate::domain::field::is_control;
 use crate::domain::time::Timestamp;

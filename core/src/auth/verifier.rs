@@ -1,4 +1,4 @@
-//! Bearer tokens: reading the `Authorization` header, verifying the JWT, and the 401 answers.
+//! Verifying a bearer token: the JWT's signature, times, issuer and audience, and its `sub`.
 //!
 //! Verification is `jwt-simple`'s, with the current time passed in (`artificial_time`), so
 //! the same token gives the same answer in a test on any day. Only the configured
