@@ -40,6 +40,7 @@ mod cors;
 mod error;
 mod handler;
 mod jwks;
+mod jwks_refresh;
 mod listing;
 mod memory;
 mod openapi;
@@ -73,6 +74,7 @@ pub use jwks::{
     JwksError, KeyType, MAX_JWKS_BYTES, MIN_RSA_BITS, SkippedKey, bearer_key_id, bearer_uses_jwks,
     refresh_allowed, should_refresh,
 };
+pub use jwks_refresh::{JwksHost, jwks_store_keys, prepare_jwks};
 pub use listing::{
     DEFAULT_LIMIT, Direction, ListQuery, MAX_LIMIT, MAX_SEARCH_CHARS, Position, Sort, SortKey,
     SortValue, StatusFilter,
