@@ -62,7 +62,8 @@ pub(crate) fn has_control(s: &str) -> bool {
 }
 
 /// Fields the server owns: ignored when a client sends a task back.
-const SERVER_OWNED: [&str; 5] = ["id", "user_id", "created_at", "updated_at", "completed_at"];
+pub(crate) const SERVER_OWNED: [&str; 5] =
+    ["id", "user_id", "created_at", "updated_at", "completed_at"];
 
 /// The body of `POST /tasks`.
 pub(crate) fn parse_new_task(body: &[u8]) -> Result<NewTask, ApiError> {
