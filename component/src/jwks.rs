@@ -1,13 +1,13 @@
-//! The host side of `jwt_jwks_url`: Spin's key-value store holds the fetched JWKS and the
+//! The host side of `jwt_jwks_url`: the I/O of the core's refresh sequence
+//! ([`task_api_core::prepare_jwks`]). Spin's key-value store holds the fetched JWKS and the
 //! time of the last fetch attempt, Spin's outbound HTTP fetches it. Every decision (when to
 //! fetch, whether a copy is still usable, whether a document is a usable key set) is the
-//! core's; this module only does the I/O.
+//! core's.
 //!
 //! Only requests whose bearer token is asymmetric (EdDSA, ES256, RS256) touch the store or
-//! the network, so HS256 traffic pays nothing. A failure is logged (one line, never the
-//! token) and the request goes on: asymmetric tokens are then answered 401 "the signing
-//! keys could not be fetched" unless a usable older copy exists, HS256 tokens as usual.
+//! the network, so HS256 traffic pays nothing: the store is opened on first use.
 
+use std::cell::OnceCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -18,10 +18,7 @@ use futures::future::{Either, select};
 use http::HeaderMap;
 use spin_sdk::http::{IncomingResponse, Request};
 use spin_sdk::key_value::Store;
-use task_api_core::{
-    Config, JwkSet, JwksCache, MAX_JWKS_BYTES, Timestamp, bearer_key_id, bearer_uses_jwks,
-    should_refresh,
-};
+use task_api_core::{Config, JwksHost, MAX_JWKS_BYTES, Timestamp};
 
 use crate::log;
 
@@ -30,112 +27,47 @@ use crate::log;
 /// do not fetch.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `config` ready for this request: unchanged unless it names a `jwt_jwks_url` and the
-/// request's bearer token is asymmetric; then with the newest usable key set, or marked
-/// unavailable.
+/// `config` ready for this request (see [`task_api_core::prepare_jwks`]).
 pub async fn prepare(config: Config, headers: &HeaderMap, now: Timestamp) -> Config {
-    let Some(url) = config.jwks_url().map(str::to_owned) else {
-        return config;
-    };
-    if !bearer_uses_jwks(headers) {
-        return config;
-    }
-    match key_set(&url, config.jwks_ttl_secs(), headers, now).await {
-        Some(keys) => config.with_fetched_jwks(keys),
-        None => config.with_jwks_unavailable(),
-    }
+    task_api_core::prepare_jwks(config, headers, now, &SpinHost::default()).await
 }
 
-/// The store's keys for one JWKS URL.
-struct Keys {
-    /// The [`JwksCache`], as JSON.
-    cache: String,
-    /// The last fetch attempt, in milliseconds since the epoch, as decimal text.
-    attempt: String,
+/// Spin's default key-value store, opened when first asked, and outbound HTTP.
+#[derive(Default)]
+struct SpinHost {
+    store: OnceCell<Result<Store, String>>,
 }
 
-impl Keys {
-    fn for_url(url: &str) -> Keys {
-        Keys {
-            cache: format!("task-api:jwks:cache:{url}"),
-            attempt: format!("task-api:jwks:attempt:{url}"),
-        }
+impl SpinHost {
+    fn store(&self) -> Result<&Store, String> {
+        self.store
+            .get_or_init(|| {
+                Store::open_default().map_err(|e| format!("cannot open the key-value store: {e}"))
+            })
+            .as_ref()
+            .map_err(String::clone)
     }
 }
 
-/// The newest usable key set for `url`, fetching it first if the core says so.
-async fn key_set(url: &str, ttl_secs: u64, headers: &HeaderMap, now: Timestamp) -> Option<JwkSet> {
-    let store = match Store::open_default() {
-        Ok(store) => store,
-        Err(e) => {
-            log::jwks(url, &format!("cannot open the key-value store: {e}"));
-            return None;
-        }
-    };
-    let keys = Keys::for_url(url);
-    let cached = read(&store, url, &keys.cache)
-        .and_then(|json| JwksCache::from_json(&json))
-        .and_then(|entry| entry.key_set().ok().map(|set| (entry, set)));
-    let last_attempt = read(&store, url, &keys.attempt)
-        .and_then(|text| text.parse::<i64>().ok())
-        .map(Timestamp::from_millis);
-    let unknown_kid = match (bearer_key_id(headers), &cached) {
-        (Some(kid), Some((_, set))) => !set.contains_kid(&kid),
-        _ => false,
-    };
-    let refresh = should_refresh(
-        now,
-        ttl_secs,
-        cached.as_ref().map(|(entry, _)| entry),
-        unknown_kid,
-        last_attempt,
-    );
-    if refresh {
-        // The attempt is recorded first, so that concurrent and later requests wait the
-        // core's interval even if this fetch hangs or fails. Without that record there is no
-        // throttle, so no fetch either.
-        match store.set(&keys.attempt, now.as_millis().to_string().as_bytes()) {
-            Err(e) => log::jwks(
-                url,
-                &format!("not fetching: cannot record the attempt in the key-value store: {e}"),
-            ),
-            Ok(()) => match fetch(url).await.and_then(|document| {
-                let set = JwkSet::parse(&document)
-                    .map_err(|e| format!("the document is not a usable JWKS: {e}"))?;
-                // Once per fetch, not per request: what the service will not use.
-                for k in set.skipped() {
-                    let kid = k.kid.as_deref().unwrap_or("none");
-                    log::jwks(
-                        url,
-                        &format!("key {} (kid {kid}) skipped: it {}", k.index, k.reason),
-                    );
-                }
-                Ok((document, set))
-            }) {
-                Ok((document, set)) => {
-                    let entry = JwksCache::new(now, document);
-                    if let Err(e) = store.set(&keys.cache, entry.to_json().as_bytes()) {
-                        log::jwks(url, &format!("cannot store the fetched JWKS: {e}"));
-                    }
-                    return Some(set);
-                }
-                Err(e) => log::jwks(url, &e),
-            },
-        }
+impl JwksHost for SpinHost {
+    async fn get(&self, key: &str) -> Result<Option<String>, String> {
+        let value = self.store()?.get(key).map_err(|e| e.to_string())?;
+        // A value that is not UTF-8 was not written by this service: absent.
+        Ok(value.and_then(|bytes| String::from_utf8(bytes).ok()))
     }
-    cached
-        .filter(|(entry, _)| entry.is_usable(now, ttl_secs))
-        .map(|(_, set)| set)
-}
 
-/// A value of the store as text; a missing key, an error (logged) or non-UTF-8 is `None`.
-fn read(store: &Store, url: &str, key: &str) -> Option<String> {
-    match store.get(key) {
-        Ok(value) => value.and_then(|bytes| String::from_utf8(bytes).ok()),
-        Err(e) => {
-            log::jwks(url, &format!("cannot read the key-value store: {e}"));
-            None
-        }
+    async fn set(&self, key: &str, value: &str) -> Result<(), String> {
+        self.store()?
+            .set(key, value.as_bytes())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn fetch(&self, url: &str) -> Result<String, String> {
+        fetch(url).await
+    }
+
+    fn log(&self, url: &str, message: &str) {
+        log::jwks(url, message);
     }
 }
 

@@ -60,6 +60,7 @@ pub use auth::tokens::{
     DEFAULT_ACCESS_TOKEN_TTL_SECS, MAX_ACCESS_TOKEN_TTL_SECS, MIN_ACCESS_TOKEN_TTL_SECS,
 };
 pub use auth::verifier::JwtVerifier;
+pub use config::jwks_refresh::{JwksHost, jwks_store_keys, prepare_jwks};
 pub use config::load::{
     Config, ConfigError, ConfigProblem, MAX_JWKS_TTL_SECS, SETTINGS, Setting, parse_flag,
 };
@@ -78,8 +79,9 @@ pub use domain::task::{
     TaskPatch, TaskPatchBuilder, Title,
 };
 pub use domain::time::{DueDate, Timestamp};
+pub use http::body::MAX_BODY_BYTES;
 pub use http::cors::{ALLOWED_HEADERS, EXPOSED_HEADERS, MAX_AGE_SECS};
-pub use http::dispatch::{Api, MAX_BODY_BYTES};
+pub use http::dispatch::Api;
 pub use http::error::{ApiError, RETRY_AFTER_SECS};
 pub use http::log::RequestLog;
 pub use http::openapi::openapi_document;

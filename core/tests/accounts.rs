@@ -1,4 +1,4 @@
-//! The built-in accounts of the contract (../shared/CONTRACT.md, "Built-in accounts"), through
+//! The built-in accounts of the contract (docs/contract.md, "Built-in accounts"), through
 //! the public `Api::handle` over the in-memory store and throttle.
 //!
 //! Passwords are hashed at a test-only low cost (`Config::with_password_cost`): a debug build

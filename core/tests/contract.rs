@@ -1,4 +1,4 @@
-//! The HTTP contract (../shared/CONTRACT.md), one test per behaviour, through the public
+//! The HTTP contract (docs/contract.md), one test per behaviour, through the public
 //! `Api::handle` over the in-memory store.
 
 mod support;

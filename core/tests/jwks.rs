@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use base64::Engine as _;
@@ -12,7 +14,9 @@ use jwt_simple::prelude::*;
 use serde_json::json;
 use support::{Reply, SECRET, START_MS, TestApp, token_at};
 use task_api_core::{
-    Config, ConfigError, JwkSet, JwksCache, MemoryStore, Timestamp, bearer_key_id, should_refresh,
+    Config, ConfigError, DEFAULT_JWKS_TTL_SECS, JWKS_MAX_STALE_SECS, JWKS_REFRESH_INTERVAL_SECS,
+    JwkSet, JwksCache, JwksHost, MemoryStore, Timestamp, bearer_key_id, jwks_store_keys,
+    prepare_jwks, should_refresh,
 };
 
 const JWKS_URL: &str = "https://app.example/api/auth/jwks";
@@ -481,4 +485,204 @@ fn a_bad_jwks_url_or_ttl_is_named() {
     assert_eq!(names, ["jwt_jwks_url", "jwt_jwks_ttl"]);
     let config = lookup(&[("jwt_jwks_url", JWKS_URL), ("jwt_jwks_ttl", "120")]).unwrap();
     assert_eq!(config.jwks_ttl_secs(), 120);
+}
+
+// ---------------------------------------------------------------- the refresh sequence
+//
+// `prepare_jwks` over a host that records what it was asked, then the request through
+// `Api::handle` with the configuration it produced.
+
+/// A [`JwksHost`] in memory: the store's values, what the next fetch answers, whether
+/// recording the attempt fails, and every call and log line in order.
+struct RecordingHost {
+    values: RefCell<HashMap<String, String>>,
+    document: RefCell<Result<String, String>>,
+    refuse_writes_of_attempts: Cell<bool>,
+    calls: RefCell<Vec<String>>,
+    logs: RefCell<Vec<String>>,
+}
+
+impl RecordingHost {
+    fn serving(document: &str) -> Self {
+        RecordingHost {
+            values: RefCell::default(),
+            document: RefCell::new(Ok(document.to_owned())),
+            refuse_writes_of_attempts: Cell::new(false),
+            calls: RefCell::default(),
+            logs: RefCell::default(),
+        }
+    }
+
+    fn serve(&self, document: Result<String, String>) {
+        *self.document.borrow_mut() = document;
+    }
+
+    /// The calls since the last look, with the key names shortened to their kind.
+    fn take_calls(&self) -> Vec<String> {
+        std::mem::take(&mut *self.calls.borrow_mut())
+    }
+}
+
+impl JwksHost for RecordingHost {
+    async fn get(&self, key: &str) -> Result<Option<String>, String> {
+        self.calls.borrow_mut().push(format!("get {}", kind(key)));
+        Ok(self.values.borrow().get(key).cloned())
+    }
+
+    async fn set(&self, key: &str, value: &str) -> Result<(), String> {
+        self.calls.borrow_mut().push(format!("set {}", kind(key)));
+        if kind(key) == "attempt" && self.refuse_writes_of_attempts.get() {
+            return Err("the store is read-only".into());
+        }
+        self.values
+            .borrow_mut()
+            .insert(key.to_owned(), value.to_owned());
+        Ok(())
+    }
+
+    async fn fetch(&self, url: &str) -> Result<String, String> {
+        assert_eq!(url, JWKS_URL);
+        self.calls.borrow_mut().push("fetch".into());
+        self.document.borrow().clone()
+    }
+
+    fn log(&self, url: &str, message: &str) {
+        assert_eq!(url, JWKS_URL);
+        self.logs.borrow_mut().push(message.to_owned());
+    }
+}
+
+fn kind(key: &str) -> &'static str {
+    let (cache, attempt) = jwks_store_keys(JWKS_URL);
+    match key {
+        k if k == cache => "cache",
+        k if k == attempt => "attempt",
+        _ => panic!("a key the refresh does not use: {key}"),
+    }
+}
+
+/// The status of a create with `token`, after `prepare_jwks` at `START_MS + at_ms`.
+fn create_after_prepare(host: &RecordingHost, token: &str, at_ms: i64) -> Reply {
+    let config = lookup(&[("jwt_secret", SECRET), ("jwt_jwks_url", JWKS_URL)]).unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let now = Timestamp::from_millis(START_MS + at_ms);
+    let config = pollster::block_on(prepare_jwks(config, &headers, now, host));
+    let app = TestApp::over(MemoryStore::new(), Ok(config));
+    create(&app, token)
+}
+
+fn eddsa_token(key: &Ed25519KeyPair) -> String {
+    let app = TestApp::new();
+    key.sign(claims_at(&app, "u1")).unwrap()
+}
+
+#[test]
+fn the_first_asymmetric_request_records_the_attempt_then_fetches_and_stores() {
+    let host = RecordingHost::serving(&all_keys());
+    let token = eddsa_token(ed25519());
+    assert_eq!(create_after_prepare(&host, &token, 0).status, 201);
+    assert_eq!(
+        host.take_calls(),
+        [
+            "get cache",
+            "get attempt",
+            "set attempt",
+            "fetch",
+            "set cache"
+        ]
+    );
+    // Within the TTL the stored copy serves, with no fetch.
+    assert_eq!(create_after_prepare(&host, &token, 1_000).status, 201);
+    assert_eq!(host.take_calls(), ["get cache", "get attempt"]);
+    assert!(host.logs.borrow().is_empty(), "{:?}", host.logs.borrow());
+}
+
+#[test]
+fn hs256_requests_never_touch_the_host() {
+    let host = RecordingHost::serving(&all_keys());
+    let app = TestApp::new();
+    assert_eq!(create_after_prepare(&host, &app.token("u1"), 0).status, 201);
+    assert!(host.take_calls().is_empty());
+}
+
+#[test]
+fn a_rotated_in_kid_refetches_at_once_and_a_second_unknown_kid_waits_the_interval() {
+    let next = Ed25519KeyPair::generate().with_key_id("ed-2");
+    let host = RecordingHost::serving(&document(&[ed25519_jwk("ed-1", ed25519())]));
+    assert_eq!(
+        create_after_prepare(&host, &eddsa_token(ed25519()), 0).status,
+        201
+    );
+    host.serve(Ok(document(&[
+        ed25519_jwk("ed-1", ed25519()),
+        ed25519_jwk("ed-2", &next),
+    ])));
+    // 61 s on, still within the TTL: the unknown kid alone triggers the fetch.
+    let interval_ms = JWKS_REFRESH_INTERVAL_SECS as i64 * 1000;
+    host.take_calls();
+    let r = create_after_prepare(&host, &eddsa_token(&next), interval_ms + 1_000);
+    assert_eq!(r.status, 201);
+    assert!(host.take_calls().contains(&"fetch".to_owned()));
+    // Another made-up kid within the minute is refused from the cache, unfetched.
+    let stranger = Ed25519KeyPair::generate().with_key_id("ed-3");
+    let r = create_after_prepare(&host, &eddsa_token(&stranger), interval_ms + 2_000);
+    assert_401(&r, "the token's signing key is not known");
+    assert!(!host.take_calls().contains(&"fetch".to_owned()));
+}
+
+#[test]
+fn a_failed_fetch_falls_back_to_the_stale_copy_until_it_is_too_old() {
+    let host = RecordingHost::serving(&all_keys());
+    let token = eddsa_token(ed25519());
+    assert_eq!(create_after_prepare(&host, &token, 0).status, 201);
+    host.serve(Err("the answer's status is 503, not 200".into()));
+    let stale_ms = (DEFAULT_JWKS_TTL_SECS as i64 + 1) * 1000;
+    assert_eq!(create_after_prepare(&host, &token, stale_ms).status, 201);
+    assert_eq!(
+        host.logs.borrow().as_slice(),
+        ["the answer's status is 503, not 200"]
+    );
+    let too_old_ms = (JWKS_MAX_STALE_SECS as i64 + 1) * 1000 + stale_ms;
+    let r = create_after_prepare(&host, &token, too_old_ms);
+    assert_401(&r, "the signing keys could not be fetched");
+}
+
+#[test]
+fn a_document_that_is_not_a_key_set_is_logged_and_not_stored() {
+    let host = RecordingHost::serving("<html>sign in</html>");
+    let r = create_after_prepare(&host, &eddsa_token(ed25519()), 0);
+    assert_401(&r, "the signing keys could not be fetched");
+    assert!(!host.take_calls().contains(&"set cache".to_owned()));
+    let logs = host.logs.borrow();
+    assert!(
+        logs.len() == 1 && logs[0].starts_with("the document is not a usable JWKS"),
+        "{logs:?}"
+    );
+}
+
+#[test]
+fn without_a_recorded_attempt_nothing_is_fetched() {
+    let host = RecordingHost::serving(&all_keys());
+    host.refuse_writes_of_attempts.set(true);
+    let r = create_after_prepare(&host, &eddsa_token(ed25519()), 0);
+    assert_401(&r, "the signing keys could not be fetched");
+    assert!(!host.take_calls().contains(&"fetch".to_owned()));
+    assert_eq!(
+        host.logs.borrow().as_slice(),
+        ["not fetching: cannot record the attempt in the key-value store: the store is read-only"]
+    );
+}
+
+#[test]
+fn keys_the_service_skips_are_logged_once_per_fetch() {
+    let small_e = json!({"kty": "RSA", "kid": "e3", "n": b64(&[0xc5; 256]), "e": b64(&[3])});
+    let host = RecordingHost::serving(&document(&[small_e, ed25519_jwk("ed-1", ed25519())]));
+    let token = eddsa_token(ed25519());
+    assert_eq!(create_after_prepare(&host, &token, 0).status, 201);
+    assert_eq!(create_after_prepare(&host, &token, 1_000).status, 201);
+    assert_eq!(
+        host.logs.borrow().as_slice(),
+        ["key 0 (kid e3) skipped: it is an RSA key whose exponent is not 65537"]
+    );
 }

@@ -1,6 +1,8 @@
-//! Model-based property tests of [`Api::handle`] over [`MemoryStore`].
+//! Model-based property tests of [`Api::handle`] over every store: the [`MemoryStore`] and,
+//! with the `sql` feature, `SqlStore` on a real PostgreSQL and on SQLite (the test executors
+//! of `support/postgres.rs` and `support/sqlite.rs`, a fresh schema or file per case).
 //!
-//! Random sequences of operations by two or three users go through the handler under all
+//! Random sequences of operations by two to five users go through the handler under all
 //! four bases, and every response is checked against a plain model of each user's tasks kept
 //! by the test (a `BTreeMap` of tasks and the owner of every id ever issued). The model is
 //! written from the contract, not from the crate: filters, the sort order (ties by id in the
@@ -12,19 +14,42 @@
 //! and the two answers must be identical but for the request id; the owner's copy is then
 //! read back and must be unchanged.
 //!
-//! `PROPTEST_CASES` overrides the number of cases of each test (64 by default).
+//! Every property runs on every store; a long run (below) is one deterministic sequence of
+//! operations by all five users on each store, and ends, like every case, with each user's
+//! whole list equal to the model's. Its creates pause while 250 tasks are live, so that its
+//! cost grows with its length, not with the square of it. The environment sets the counts:
+//!
+//! - `PROPTEST_CASES`: the cases of each property on the memory store (64 by default).
+//! - `MODEL_SQL_CASES`: the cases of each property on PostgreSQL and on SQLite (8 by
+//!   default: every case migrates a new schema or file, which costs more than its requests).
+//! - `MODEL_OPS`: the operations of each store's long run, e.g. `MODEL_OPS=100000`. Unset,
+//!   the long runs only say that they were skipped. The sequence comes from proptest's
+//!   deterministic RNG, so every run and every store sees the same operations; each prints
+//!   its wall time and operations per second (`--nocapture` shows them):
+//!   `MODEL_OPS=100000 cargo test -p task-api-core --all-features --release --test model
+//!   long_run -- --nocapture --test-threads=1`.
+//!
+//! PostgreSQL is the one of `support/postgres.rs`: unreachable, it fails these tests unless
+//! `SKIP_DB_TESTS=1`, which skips them with a message.
+
+#[cfg(feature = "sql")]
+mod support;
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::time::Instant;
 
 use http::{Method, Request};
 use jwt_simple::prelude::{Claims, Duration, HS256Key, MACLike};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
+use proptest::strategy::ValueTree;
+use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
-use task_api_core::{Api, Config, MemoryStore, RequestContext, Timestamp};
+use task_api_core::{AccountStore, Api, Config, MemoryStore, RequestContext, TaskStore, Timestamp};
 
 // ---------------------------------------------------------------------------------------
 // Shared helpers: configuration, tokens, requests, replies.
@@ -33,9 +58,20 @@ use task_api_core::{Api, Config, MemoryStore, RequestContext, Timestamp};
 const SECRET: &str = "model-test secret that is comfortably over 32 bytes";
 /// The `now` of the first request of every case (2027-01-15); later requests move it on.
 const START_MS: i64 = 1_800_000_000_000;
-/// The users of a case: the first two or three. Ids that need percent-encoding in a path.
-const USERS: [&str; 3] = ["alice", "bob@example.com", "Zoë 日本"];
-/// An id no task ever gets in these tests (the largest positive 64-bit integer).
+/// The users of a case: the first two to five (all five in a long run). Most need
+/// percent-encoding in a path; `/` and `%` must survive it inside one segment.
+const USERS: [&str; 5] = [
+    "alice",
+    "bob@example.com",
+    "Zoë 日本",
+    "carol/ops 100%",
+    "dave",
+];
+/// Tokens are valid for an hour; the harness mints new ones after this long, so that a
+/// long run outlives none.
+const TOKEN_REFRESH_MS: i64 = 30 * 60 * 1000;
+/// An id no task ever gets in these tests (the largest positive 64-bit integer; issued ids
+/// are at most 2^53 - 1).
 const MISSING_ID: &str = "9223372036854775807";
 /// `{id}` segments that are not positive 64-bit integers.
 const MALFORMED_IDS: &[&str] = &["0", "-1", "abc", "1.5", "99999999999999999999"];
@@ -166,12 +202,21 @@ fn text(chars: &'static [char], len: RangeInclusive<usize>) -> impl Strategy<Val
     prop::collection::vec(select(chars), len).prop_map(|cs| cs.into_iter().collect())
 }
 
+/// A count from the environment, or `default` when unset; a value that is not a count is a
+/// mistake worth a failure rather than a silent default.
+fn env_count(name: &str, default: Option<u32>) -> Option<u32> {
+    match std::env::var(name) {
+        Ok(v) => Some(
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{name}={v:?} is not a count")),
+        ),
+        Err(_) => default,
+    }
+}
+
 fn proptest_config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    ProptestConfig::with_cases(cases)
+    ProptestConfig::with_cases(env_count("PROPTEST_CASES", Some(64)).expect("a default"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -230,6 +275,8 @@ impl SortKey {
 #[derive(Clone, Debug)]
 struct ModelTask {
     id: i64,
+    /// The task's place in [`Model::issued`].
+    seq: usize,
     owner: usize,
     title: String,
     description: Option<String>,
@@ -305,9 +352,36 @@ struct Model {
     tasks: BTreeMap<i64, ModelTask>,
     /// The owner of every id ever issued, deleted tasks included.
     owners: BTreeMap<i64, usize>,
+    /// The same ids in the order they were issued, to pick one without walking them all.
+    issued: Vec<i64>,
+    /// The live tasks' ids by their place in `issued`. Targets pick tasks in this order, not
+    /// by id, so that a sequence of operations means the same tasks on every store and in
+    /// every run even though ids are not sequential (they may be random).
+    live: BTreeMap<usize, i64>,
 }
 
 impl Model {
+    fn insert(&mut self, task: ModelTask) {
+        self.owners.insert(task.id, task.owner);
+        self.live.insert(task.seq, task.id);
+        self.issued.push(task.id);
+        self.tasks.insert(task.id, task);
+    }
+
+    /// Removes the tasks `drop` picks, returning how many.
+    fn remove_where(&mut self, drop: impl Fn(&ModelTask) -> bool) -> usize {
+        let before = self.tasks.len();
+        let live = &mut self.live;
+        self.tasks.retain(|_, t| {
+            let dropped = drop(t);
+            if dropped {
+                live.remove(&t.seq);
+            }
+            !dropped
+        });
+        before - self.tasks.len()
+    }
+
     /// `user`'s tasks matching `spec`, in its order.
     fn expected_list(&self, user: usize, spec: &ListSpec) -> Vec<&ModelTask> {
         let mut tasks: Vec<&ModelTask> = self
@@ -330,6 +404,12 @@ impl Model {
 enum Target {
     /// One of the ids issued so far, whoever owns it and whether or not it was deleted.
     Issued(Index),
+    /// One of the live tasks of any user. Over a long run nearly every issued id is a
+    /// deleted task's; this keeps the live ones, the caller's and others', in reach.
+    Live(Index),
+    /// One of the caller's live tasks: with five users, `Live` is another's four times in
+    /// five, and the caller's own tasks must change often enough too.
+    Own(Index),
     /// An id that was never issued.
     NeverIssued(u32),
     /// A segment that is not a task id at all.
@@ -586,21 +666,25 @@ enum ItemOutcome {
     Hidden(Reply),
 }
 
-struct Harness {
-    api: Api<MemoryStore>,
+struct Harness<S: TaskStore + AccountStore> {
+    api: Api<S>,
     now: Timestamp,
     tokens: Vec<String>,
+    /// When `tokens` were minted.
+    minted: Timestamp,
     sent: u64,
     model: Model,
 }
 
-impl Harness {
-    fn new(users: usize) -> Self {
+impl<S: TaskStore + AccountStore> Harness<S> {
+    /// A harness for the first `users` users over `store`, which must be empty.
+    fn new(store: S, users: usize) -> Self {
         let now = Timestamp::from_millis(START_MS);
         Harness {
-            api: Api::new(MemoryStore::new(), config()),
+            api: Api::new(store, config()),
             now,
             tokens: USERS[..users].iter().map(|u| mint_token(u, now)).collect(),
+            minted: now,
             sent: 0,
             model: Model::default(),
         }
@@ -632,10 +716,26 @@ impl Harness {
 
     fn run(&mut self, steps: &[Step]) {
         for step in steps {
-            self.now = self.now.plus_millis(step.advance_ms);
-            self.apply(&step.op);
+            self.step(step);
         }
-        // Finally, every user's whole list is exactly the model's.
+        self.check_every_list();
+    }
+
+    fn step(&mut self, step: &Step) {
+        self.now = self.now.plus_millis(step.advance_ms);
+        if self.now.as_millis() - self.minted.as_millis() > TOKEN_REFRESH_MS {
+            let users = self.tokens.len();
+            self.tokens = USERS[..users]
+                .iter()
+                .map(|u| mint_token(u, self.now))
+                .collect();
+            self.minted = self.now;
+        }
+        self.apply(&step.op);
+    }
+
+    /// Every user's whole list is exactly the model's.
+    fn check_every_list(&mut self) {
         for user in 0..self.tokens.len() {
             let spec = ListSpec {
                 status: None,
@@ -680,18 +780,37 @@ impl Harness {
         self.now.as_millis()
     }
 
-    /// The `{id}` segment a target names, and the id if it was ever issued.
-    fn resolve(&self, target: &Target) -> (String, Option<i64>) {
-        match target {
-            Target::Issued(ix) if !self.model.owners.is_empty() => {
-                let ids: Vec<i64> = self.model.owners.keys().copied().collect();
-                let id = *ix.get(&ids);
-                (id.to_string(), Some(id))
+    /// The `{id}` segment a target of `user`'s names, and the id if it was ever issued.
+    fn resolve(&self, user: usize, target: &Target) -> (String, Option<i64>) {
+        let model = &self.model;
+        let own: Vec<i64> = match target {
+            Target::Own(_) => model
+                .live
+                .values()
+                .copied()
+                .filter(|id| model.tasks[id].owner == user)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let id = match target {
+            Target::Issued(ix) if !model.issued.is_empty() => *ix.get(&model.issued),
+            Target::Live(ix) if !model.live.is_empty() => {
+                let n = ix.index(model.live.len());
+                *model.live.values().nth(n).expect("in range")
             }
-            Target::Issued(_) => (MISSING_ID.to_owned(), None),
-            Target::NeverIssued(n) => ((1_000_000_000 + i64::from(*n)).to_string(), None),
-            Target::Malformed(s) => ((*s).to_owned(), None),
-        }
+            Target::Own(ix) if !own.is_empty() => *ix.get(&own),
+            Target::Issued(_) | Target::Live(_) | Target::Own(_) => {
+                return (MISSING_ID.to_owned(), None);
+            }
+            Target::NeverIssued(n) => 1_000_000_000 + i64::from(*n),
+            Target::Malformed(s) => return ((*s).to_owned(), None),
+        };
+        // Ids need not be sequential (they may be random), so even a "never issued" id is
+        // looked up rather than assumed unknown.
+        (
+            id.to_string(),
+            self.model.owners.contains_key(&id).then_some(id),
+        )
     }
 
     /// Sends an item request. If the target is not one of `user`'s live tasks, checks that
@@ -706,7 +825,7 @@ impl Harness {
         tail: &str,
         body: Option<&Value>,
     ) -> ItemOutcome {
-        let (segment, id) = self.resolve(target);
+        let (segment, id) = self.resolve(user, target);
         let base_path = base.path(USERS[user]);
         let uri = format!("{base_path}/tasks/{segment}{tail}");
         let reply = self.send(user, method.clone(), &uri, body);
@@ -773,6 +892,7 @@ impl Harness {
         let completed = body.completed.unwrap_or(false);
         let task = ModelTask {
             id,
+            seq: self.model.issued.len(),
             owner: user,
             title: title.to_owned(),
             description: body
@@ -793,8 +913,7 @@ impl Harness {
             reply.header("location"),
             Some(format!("{base_path}/tasks/{id}").as_str())
         );
-        self.model.owners.insert(id, user);
-        self.model.tasks.insert(id, task);
+        self.model.insert(task);
     }
 
     fn get(&mut self, user: usize, base: Base, target: &Target) {
@@ -871,7 +990,7 @@ impl Harness {
             ItemOutcome::Own(id, reply) => {
                 assert_eq!(reply.status, 204, "delete {id}: {reply:?}");
                 assert!(reply.body.is_none(), "204 has no body");
-                self.model.tasks.remove(&id);
+                self.model.remove_where(|t| t.id == id);
                 self.check_stored(id);
             }
             ItemOutcome::Hidden(reply) => assert_eq!(reply.status, 404),
@@ -950,11 +1069,7 @@ impl Harness {
         let base_path = base.path(USERS[user]);
         let uri = format!("{base_path}/tasks?status=completed");
         let reply = self.send(user, Method::DELETE, &uri, None);
-        let before = self.model.tasks.len();
-        self.model
-            .tasks
-            .retain(|_, t| !(t.owner == user && t.completed));
-        let deleted = before - self.model.tasks.len();
+        let deleted = self.model.remove_where(|t| t.owner == user && t.completed);
         assert_eq!(reply.status, 200, "{uri}: {reply:?}");
         assert_eq!(*reply.json(), json!({ "data": { "deleted": deleted } }));
     }
@@ -1007,7 +1122,9 @@ fn due_field() -> impl Strategy<Value = Option<Option<&'static str>>> {
 
 fn target() -> impl Strategy<Value = Target> {
     prop_oneof![
-        8 => any::<Index>().prop_map(Target::Issued),
+        3 => any::<Index>().prop_map(Target::Issued),
+        3 => any::<Index>().prop_map(Target::Live),
+        2 => any::<Index>().prop_map(Target::Own),
         1 => (0u32..1000).prop_map(Target::NeverIssued),
         1 => select(MALFORMED_IDS).prop_map(Target::Malformed),
     ]
@@ -1130,19 +1247,26 @@ fn clear_op() -> impl Strategy<Value = Op> {
     (user(), base()).prop_map(|(user, base)| Op::ClearCompleted { user, base })
 }
 
+fn step(op: impl Strategy<Value = Op>) -> impl Strategy<Value = Step> {
+    (0i64..=3, op).prop_map(|(advance_ms, op)| Step { advance_ms, op })
+}
+
 fn steps(
     op: impl Strategy<Value = Op>,
     len: std::ops::Range<usize>,
 ) -> impl Strategy<Value = Vec<Step>> {
-    prop::collection::vec(
-        (0i64..=3, op).prop_map(|(advance_ms, op)| Step { advance_ms, op }),
-        len,
-    )
+    prop::collection::vec(step(op), len)
 }
 
 fn any_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => create_op(),
+        10 => any_op_but_create(),
+    ]
+}
+
+fn any_op_but_create() -> impl Strategy<Value = Op> {
+    prop_oneof![
         2 => get_op(),
         2 => update_op(),
         2 => complete_op(),
@@ -1161,45 +1285,247 @@ fn number_of_users() -> impl Strategy<Value = usize> {
 }
 
 // ---------------------------------------------------------------------------------------
-// The properties.
+// The properties, as strategies of (number of users, steps) that every store runs.
 // ---------------------------------------------------------------------------------------
 
-proptest! {
-    #![proptest_config(proptest_config())]
+type Case = (usize, Vec<Step>);
 
-    /// Any mix of operations: every reply agrees with the model.
-    #[test]
-    fn random_operation_sequences_agree_with_the_model(
-        users in number_of_users(),
-        steps in steps(any_op(), 1..40),
-    ) {
-        Harness::new(users).run(&steps);
-    }
+/// Any mix of operations: every reply agrees with the model.
+fn random_sequences() -> impl Strategy<Value = Case> {
+    (number_of_users(), steps(any_op(), 1..40))
+}
 
-    /// Requests naming other users' tasks answer exactly as ids that never existed, and
-    /// leave the owners' copies unchanged.
-    #[test]
-    fn users_never_see_or_change_each_others_tasks(
-        users in number_of_users(),
-        created in steps(create_op(), 1..10),
-        probes in steps(item_op(), 1..30),
-    ) {
-        let all: Vec<Step> = created.into_iter().chain(probes).collect();
-        Harness::new(users).run(&all);
-    }
+/// Requests naming other users' tasks answer exactly as ids that never existed, and leave
+/// the owners' copies unchanged.
+fn isolation_sequences() -> impl Strategy<Value = Case> {
+    (
+        number_of_users(),
+        steps(create_op(), 1..10),
+        steps(item_op(), 1..30),
+    )
+        .prop_map(|(users, created, probes)| (users, created.into_iter().chain(probes).collect()))
+}
 
-    /// With many tasks and small pages: `meta.total` counts every match and the pages
-    /// together hold every matching task exactly once, in the sort's total order.
-    #[test]
-    fn paging_visits_every_matching_task_once_in_sort_order(
-        users in number_of_users(),
-        setup in steps(
+/// With many tasks and small pages: `meta.total` counts every match and the pages together
+/// hold every matching task exactly once, in the sort's total order.
+fn paging_sequences() -> impl Strategy<Value = Case> {
+    (
+        number_of_users(),
+        steps(
             prop_oneof![8 => create_op(), 1 => complete_op(), 1 => update_op(), 1 => delete_op()],
             5..45,
         ),
-        lists in steps(list_op(), 1..8),
-    ) {
-        let all: Vec<Step> = setup.into_iter().chain(lists).collect();
-        Harness::new(users).run(&all);
+        steps(list_op(), 1..8),
+    )
+        .prop_map(|(users, setup, lists)| (users, setup.into_iter().chain(lists).collect()))
+}
+
+/// Runs `property` on the SQL stores, each case over a fresh store from `fresh` (its guard
+/// dropped, with the database, after the case).
+#[cfg(feature = "sql")]
+fn check_sql<G, S: TaskStore + AccountStore>(
+    property: impl Strategy<Value = Case>,
+    fresh: impl Fn() -> (G, S),
+) {
+    let config = ProptestConfig {
+        cases: env_count("MODEL_SQL_CASES", Some(8)).expect("a default"),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let result = TestRunner::new(config).run(&property, |(users, steps)| {
+        let (_guard, store) = fresh();
+        Harness::new(store, users).run(&steps);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// The long run's length, or `None` (saying so) when `MODEL_OPS` is unset.
+fn model_ops(store: &str) -> Option<u32> {
+    let ops = env_count("MODEL_OPS", None);
+    if ops.is_none() {
+        eprintln!("skipping the long run on {store}: set MODEL_OPS (e.g. MODEL_OPS=100000)");
+    }
+    ops
+}
+
+/// The live tasks (of all users together) at which a long run stops creating until some are
+/// deleted. Creates outrun deletes and clears in [`any_op`]'s mix, and a list walks every
+/// page of one to six tasks, so without a bound the run's cost would grow with the square
+/// of its length. 250 keeps some users over the default page of 50.
+const LONG_RUN_LIVE_TASKS: usize = 250;
+
+/// `ops` operations by all five users over `store`, from a fixed seed, then every user's
+/// whole list; prints the wall time and the rate.
+fn long_run<S: TaskStore + AccountStore>(store_name: &str, ops: u32, store: S) {
+    // The steps are drawn one at a time rather than as one vector: a vector's value tree
+    // would keep every step's shrinking state for the whole run. Which mix a step comes from
+    // depends only on the model, so every store still sees the same sequence.
+    let mut runner = TestRunner::deterministic();
+    let grow = step(any_op());
+    let hold = step(any_op_but_create());
+    let mut harness = Harness::new(store, USERS.len());
+    let started = Instant::now();
+    for n in 1..=ops {
+        let step = if harness.model.tasks.len() < LONG_RUN_LIVE_TASKS {
+            grow.new_tree(&mut runner).map(|t| t.current())
+        } else {
+            hold.new_tree(&mut runner).map(|t| t.current())
+        }
+        .expect("the strategies never reject");
+        // A failure names the operation: with the fixed seed, its index reproduces it.
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| harness.step(&step))) {
+            eprintln!("the long run on {store_name} failed at operation {n} of {ops}: {step:?}");
+            resume_unwind(panic);
+        }
+        if n % 10_000 == 0 {
+            eprintln!(
+                "{store_name}: {n} operations in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    harness.check_every_list();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "long run on {store_name}: {ops} operations ({} requests) by {} users in {secs:.1} s: \
+         {:.0} operations/s, {:.0} requests/s; {} tasks issued, {} live at the end",
+        harness.sent,
+        USERS.len(),
+        f64::from(ops) / secs,
+        harness.sent as f64 / secs,
+        harness.model.issued.len(),
+        harness.model.tasks.len(),
+    );
+}
+
+mod memory {
+    use super::*;
+
+    proptest! {
+        #![proptest_config(proptest_config())]
+
+        #[test]
+        fn random_operation_sequences_agree_with_the_model(
+            (users, steps) in random_sequences(),
+        ) {
+            Harness::new(MemoryStore::new(), users).run(&steps);
+        }
+
+        #[test]
+        fn users_never_see_or_change_each_others_tasks((users, steps) in isolation_sequences()) {
+            Harness::new(MemoryStore::new(), users).run(&steps);
+        }
+
+        #[test]
+        fn paging_visits_every_matching_task_once_in_sort_order(
+            (users, steps) in paging_sequences(),
+        ) {
+            Harness::new(MemoryStore::new(), users).run(&steps);
+        }
+    }
+
+    #[test]
+    fn long_run_agrees_with_the_model() {
+        if let Some(ops) = model_ops("the memory store") {
+            long_run("the memory store", ops, MemoryStore::new());
+        }
+    }
+}
+
+#[cfg(feature = "sql")]
+mod postgres {
+    use super::support::postgres::{PgExecutor, TestSchema, fresh};
+    use super::*;
+    use task_api_core::sql::SqlStore;
+    use tokio::runtime::Runtime;
+
+    /// The runtime drives the connections while the harness answers requests on the test's
+    /// thread; one worker is enough for that.
+    fn runtime() -> Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    }
+
+    /// A migrated store in a fresh schema, or `None` when skipping (said once).
+    fn store(runtime: &Runtime) -> Option<(TestSchema, SqlStore<PgExecutor>)> {
+        runtime.block_on(fresh())
+    }
+
+    fn check(property: impl Strategy<Value = Case>) {
+        let runtime = runtime();
+        // One probe before the cases, so that a skip is one message, not one per case.
+        if store(&runtime).is_none() {
+            return;
+        }
+        check_sql(property, || {
+            store(&runtime).expect("PostgreSQL answered a moment ago")
+        });
+    }
+
+    #[test]
+    fn random_operation_sequences_agree_with_the_model() {
+        check(random_sequences());
+    }
+
+    #[test]
+    fn users_never_see_or_change_each_others_tasks() {
+        check(isolation_sequences());
+    }
+
+    #[test]
+    fn paging_visits_every_matching_task_once_in_sort_order() {
+        check(paging_sequences());
+    }
+
+    #[test]
+    fn long_run_agrees_with_the_model() {
+        let Some(ops) = model_ops("PostgreSQL") else {
+            return;
+        };
+        let runtime = runtime();
+        if let Some((_schema, store)) = store(&runtime) {
+            long_run("PostgreSQL", ops, store);
+        }
+    }
+}
+
+#[cfg(feature = "sql")]
+mod sqlite {
+    use super::support::sqlite::fresh;
+    use super::*;
+
+    fn check(property: impl Strategy<Value = Case>) {
+        check_sql(property, || {
+            pollster::block_on(fresh()).expect("SQLite is built in")
+        });
+    }
+
+    #[test]
+    fn random_operation_sequences_agree_with_the_model() {
+        check(random_sequences());
+    }
+
+    #[test]
+    fn users_never_see_or_change_each_others_tasks() {
+        check(isolation_sequences());
+    }
+
+    #[test]
+    fn paging_visits_every_matching_task_once_in_sort_order() {
+        check(paging_sequences());
+    }
+
+    #[test]
+    fn long_run_agrees_with_the_model() {
+        if let Some(ops) = model_ops("SQLite") {
+            let (_db, store) = pollster::block_on(fresh()).expect("SQLite is built in");
+            long_run("SQLite", ops, store);
+        }
     }
 }

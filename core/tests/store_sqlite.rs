@@ -1,140 +1,16 @@
 //! The shared store suite against [`SqlStore`] on SQLite (`rusqlite`, bundled), one fresh
-//! database file per test, plus the migration tests.
+//! database file per test, plus the migration tests. The executor and the files are in
+//! `support/sqlite.rs`, shared with `model.rs`.
 #![cfg(feature = "sql")]
 
 mod store_suite;
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
-
-use rusqlite::ErrorCode;
-use rusqlite::types::{Value, ValueRef};
+use support::sqlite::{SqliteExecutor, TempDb, fresh};
 use task_api_core::sql::{
-    DbError, Dialect, Executor, MIGRATIONS, SqlStore, SqlValue, migrate, schema_is_current,
+    DbError, Dialect, Executor, MIGRATIONS, SqlStore, migrate, schema_is_current,
 };
 use task_api_core::{Completion, TaskStore};
-
-/// An [`Executor`] over one `rusqlite` connection, mapping errors as the component does.
-struct SqliteExecutor {
-    conn: Mutex<rusqlite::Connection>,
-}
-
-impl SqliteExecutor {
-    fn open(path: &Path) -> Self {
-        let conn = rusqlite::Connection::open(path).unwrap();
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .unwrap();
-        SqliteExecutor {
-            conn: Mutex::new(conn),
-        }
-    }
-}
-
-fn to_sqlite(v: &SqlValue) -> Value {
-    match v {
-        SqlValue::Null => Value::Null,
-        SqlValue::Int(n) => Value::Integer(*n),
-        SqlValue::Text(s) => Value::Text(s.clone()),
-        SqlValue::Bool(b) => Value::Integer(i64::from(*b)),
-    }
-}
-
-fn db_error(e: rusqlite::Error) -> DbError {
-    let message = e.to_string();
-    // SQLite has no code of its own for these: SQLITE_ERROR with this text.
-    if message.contains("no such table") || message.contains("no such column") {
-        return DbError::SchemaMissing(message);
-    }
-    match &e {
-        rusqlite::Error::SqliteFailure(f, _) => match f.code {
-            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen => {
-                DbError::Unavailable(message)
-            }
-            ErrorCode::ConstraintViolation => match f.extended_code {
-                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => DbError::UniqueViolation(message),
-                rusqlite::ffi::SQLITE_CONSTRAINT_CHECK => DbError::CheckViolation(message),
-                _ => DbError::Other(message),
-            },
-            _ => DbError::Other(message),
-        },
-        _ => DbError::Other(message),
-    }
-}
-
-impl Executor for SqliteExecutor {
-    async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, DbError> {
-        let conn = self.conn.lock().unwrap();
-        let mut stmt = conn.prepare(sql).map_err(db_error)?;
-        let n = stmt.column_count();
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(params.iter().map(to_sqlite)))
-            .map_err(db_error)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(db_error)? {
-            let mut values = Vec::with_capacity(n);
-            for i in 0..n {
-                values.push(match row.get_ref(i).map_err(db_error)? {
-                    ValueRef::Null => SqlValue::Null,
-                    ValueRef::Integer(n) => SqlValue::Int(n),
-                    ValueRef::Text(t) => SqlValue::Text(
-                        String::from_utf8(t.to_vec()).map_err(|e| DbError::Other(e.to_string()))?,
-                    ),
-                    ValueRef::Real(_) | ValueRef::Blob(_) => {
-                        return Err(DbError::Other(format!("column {i}: unsupported type")));
-                    }
-                });
-            }
-            out.push(values);
-        }
-        Ok(out)
-    }
-
-    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, DbError> {
-        let conn = self.conn.lock().unwrap();
-        let mut stmt = conn.prepare(sql).map_err(db_error)?;
-        let n = stmt
-            .execute(rusqlite::params_from_iter(params.iter().map(to_sqlite)))
-            .map_err(db_error)?;
-        Ok(n as u64)
-    }
-}
-
-/// A fresh database file, removed when dropped.
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let name = format!(
-            "task-api-test-{}-{nanos}-{}.sqlite",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        TempDb(std::env::temp_dir().join(name))
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-journal", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
-}
-
-async fn fresh() -> Option<(TempDb, SqlStore<SqliteExecutor>)> {
-    let db = TempDb::new();
-    let exec = SqliteExecutor::open(&db.0);
-    migrate(&exec, Dialect::Sqlite).await.unwrap();
-    Some((db, SqlStore::new(exec, Dialect::Sqlite)))
-}
 
 store_suite::suite_tests!(fresh);
 store_suite::account_suite_tests!(fresh);

@@ -8,6 +8,9 @@
 //! - `scope.rs`: [`SettingsScope`](crate::SettingsScope), which settings a request can
 //!   use, so that a host reads only those.
 //! - `cors.rs`: the `cors_origins` setting, parsed.
+//! - `jwks_refresh.rs`: the JWKS refresh sequence for `jwt_jwks_url`
+//!   ([`prepare_jwks`](crate::prepare_jwks)): a configuration made ready for one request
+//!   with the key set its host's I/O ([`JwksHost`](crate::JwksHost)) fetched or cached.
 //!
 //! # What it may import
 //!
@@ -17,5 +20,6 @@
 //! `http/scope.rs`, and the CORS headers in `http/cors.rs`.
 
 pub(crate) mod cors;
+pub(crate) mod jwks_refresh;
 pub(crate) mod load;
 pub(crate) mod scope;

@@ -70,7 +70,8 @@ pub enum SortKey {
 }
 
 impl SortKey {
-    const NAMES: [(&'static str, SortKey); 5] = [
+    /// Every key by its API name (also the OpenAPI document's list of sorts).
+    pub(crate) const NAMES: [(&'static str, SortKey); 5] = [
         ("created_at", SortKey::CreatedAt),
         ("updated_at", SortKey::UpdatedAt),
         ("title", SortKey::Title),

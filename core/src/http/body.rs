@@ -14,6 +14,10 @@ use crate::domain::task::{Completion, Description, NewTask, Priority, TaskPatch,
 use crate::domain::time::DueDate;
 use crate::http::error::ApiError;
 
+/// Largest accepted request body, in bytes (64 KiB): a larger one is a 413, whatever the
+/// route.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// The body, checked to be JSON. With `optional`, an empty body is allowed whatever its
 /// content type (a toggle sends none).
 pub(crate) fn json_body(req: &Request<Vec<u8>>, optional: bool) -> Result<&[u8], ApiError> {
@@ -35,7 +39,8 @@ pub(crate) fn json_body(req: &Request<Vec<u8>>, optional: bool) -> Result<&[u8],
 }
 
 /// Fields the server owns: ignored when a client sends a task back.
-const SERVER_OWNED: [&str; 5] = ["id", "user_id", "created_at", "updated_at", "completed_at"];
+pub(crate) const SERVER_OWNED: [&str; 5] =
+    ["id", "user_id", "created_at", "updated_at", "completed_at"];
 
 /// The body of `POST /tasks`.
 pub(crate) fn parse_new_task(body: &[u8]) -> Result<NewTask, ApiError> {

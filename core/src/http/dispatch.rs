@@ -10,6 +10,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header
 use crate::RequestContext;
 use crate::config::load::{Config, ConfigError};
 use crate::http::accounts::AccountCall;
+use crate::http::body::MAX_BODY_BYTES;
 use crate::http::error::{ApiError, RETRY_AFTER_SECS};
 use crate::http::log::RequestLog;
 use crate::http::response::{VERSION, empty, json};
@@ -18,9 +19,6 @@ use crate::http::tasks::TaskCall;
 use crate::http::{openapi, web};
 use crate::store::accounts::AccountStore;
 use crate::store::tasks::{StoreError, TaskStore};
-
-/// Largest accepted request body, in bytes (64 KiB).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The API over a store and a configuration.
 ///

@@ -57,6 +57,9 @@ pub struct Misconfiguration {
     pub cause: String,
 }
 
+/// Longest `Idempotency-Key`, in characters (printable ASCII, so also bytes).
+pub(crate) const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
+
 /// An `Idempotency-Key` header value: 1 to 255 printable ASCII characters.
 ///
 /// ```
@@ -71,8 +74,9 @@ pub struct IdempotencyKey(String);
 impl IdempotencyKey {
     /// A key, if `s` is 1 to 255 characters from space to `~`.
     pub fn parse(s: &str) -> Option<Self> {
-        ((1..=255).contains(&s.len()) && s.bytes().all(|b| (0x20..=0x7e).contains(&b)))
-            .then(|| IdempotencyKey(s.to_owned()))
+        ((1..=IDEMPOTENCY_KEY_MAX_CHARS).contains(&s.len())
+            && s.bytes().all(|b| (0x20..=0x7e).contains(&b)))
+        .then(|| IdempotencyKey(s.to_owned()))
     }
 
     /// The key.

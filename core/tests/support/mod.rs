@@ -1,8 +1,13 @@
-//! Shared helpers for the contract tests: tokens, requests and a fresh API per test.
+//! Shared helpers for the contract tests: tokens, requests and a fresh API per test; the
+//! SQL stores' test executors and fresh databases are in `postgres` and `sqlite`.
 
 #![allow(dead_code)] // each test binary uses a different part of these helpers
 
 pub mod hostile;
+#[cfg(feature = "sql")]
+pub mod postgres;
+#[cfg(feature = "sql")]
+pub mod sqlite;
 
 use std::cell::Cell;
 
