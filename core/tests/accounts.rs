@@ -10,7 +10,7 @@ use std::cell::Cell;
 
 use http::Request;
 use serde_json::{Value, json};
-use support::{Reply, TestApp};
+use support::{InProcess, Reply, Transport};
 use task_api_core::{
     Config, LOGIN_WINDOW_SECS, MAX_FAILED_LOGINS_PER_ADDR, MAX_FAILED_LOGINS_PER_EMAIL,
     PasswordCost, RequestLog,
@@ -18,7 +18,7 @@ use task_api_core::{
 
 /// An app with accounts on, cheap hashes, and a fresh 32 bytes of entropy per request.
 struct Accounts {
-    app: TestApp,
+    app: InProcess,
     seed: Cell<u8>,
 }
 
@@ -36,7 +36,7 @@ impl Accounts {
         settings.extend_from_slice(extra);
         let config = support::config(&settings).map(cheap);
         Accounts {
-            app: TestApp::over(task_api_core::MemoryStore::new(), config),
+            app: InProcess::over(task_api_core::MemoryStore::new(), config),
             seed: Cell::new(0),
         }
     }
@@ -473,7 +473,7 @@ fn passwords_never_leave_the_service() {
 
 #[test]
 fn account_routes_are_404_when_accounts_are_off() {
-    let app = TestApp::new();
+    let app = InProcess::new();
     for path in [
         "/auth/register",
         "/auth/login",
@@ -557,7 +557,7 @@ fn accounts_need_a_secret_and_hs256() {
 
 #[test]
 fn a_misconfigured_service_answers_account_routes_with_500() {
-    let app = TestApp::over(
+    let app = InProcess::over(
         task_api_core::MemoryStore::new(),
         support::config(&[("accounts", "maybe")]),
     );

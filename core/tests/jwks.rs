@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::Request;
 use jwt_simple::prelude::*;
 use serde_json::json;
-use support::{Reply, SECRET, START_MS, TestApp, token_at};
+use support::{InProcess, Reply, SECRET, START_MS, Transport, token_at};
 use task_api_core::{
     Config, ConfigError, DEFAULT_JWKS_TTL_SECS, JWKS_MAX_STALE_SECS, JWKS_REFRESH_INTERVAL_SECS,
     JwkSet, JwksCache, JwksHost, MemoryStore, Timestamp, bearer_key_id, jwks_store_keys,
@@ -85,15 +85,15 @@ fn lookup(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
 }
 
 /// An app whose host fetched `jwks` from `jwt_jwks_url` (with the shared secret too).
-fn app_with_fetched(jwks: &str) -> TestApp {
+fn app_with_fetched(jwks: &str) -> InProcess {
     let config = lookup(&[("jwt_secret", SECRET), ("jwt_jwks_url", JWKS_URL)])
         .unwrap()
         .with_fetched_jwks(JwkSet::parse(jwks).unwrap());
-    TestApp::over(MemoryStore::new(), Ok(config))
+    InProcess::over(MemoryStore::new(), Ok(config))
 }
 
 /// Claims for `sub`, issued at the app's clock, valid for an hour.
-fn claims_at(app: &TestApp, sub: &str) -> JWTClaims<NoCustomClaims> {
+fn claims_at(app: &InProcess, sub: &str) -> JWTClaims<NoCustomClaims> {
     let now = (app.now().as_millis() / 1000) as u64;
     let mut c = Claims::create(Duration::from_hours(1)).with_subject(sub);
     c.issued_at = Some(Duration::from_secs(now));
@@ -102,7 +102,7 @@ fn claims_at(app: &TestApp, sub: &str) -> JWTClaims<NoCustomClaims> {
     c
 }
 
-fn send(app: &TestApp, method: &str, path: &str, token: &str, body: Option<&str>) -> Reply {
+fn send(app: &InProcess, method: &str, path: &str, token: &str, body: Option<&str>) -> Reply {
     let mut b = Request::builder()
         .method(method)
         .uri(path)
@@ -114,7 +114,7 @@ fn send(app: &TestApp, method: &str, path: &str, token: &str, body: Option<&str>
     app.send(b.body(body).unwrap())
 }
 
-fn create(app: &TestApp, token: &str) -> Reply {
+fn create(app: &InProcess, token: &str) -> Reply {
     send(
         app,
         "POST",
@@ -215,7 +215,7 @@ fn every_algorithm_and_the_shared_secret_reach_the_same_user() {
 fn a_pinned_jwks_without_a_secret_is_a_valid_configuration() {
     let config = lookup(&[("jwt_jwks", &all_keys())]).unwrap();
     assert_eq!(config.jwks_url(), None);
-    let app = TestApp::over(MemoryStore::new(), Ok(config));
+    let app = InProcess::over(MemoryStore::new(), Ok(config));
     let token = ed25519().sign(claims_at(&app, "u1")).unwrap();
     assert_eq!(create(&app, &token).status, 201);
     // No secret: HS256 tokens are not accepted at all.
@@ -322,7 +322,7 @@ fn hs256_signed_with_a_public_key_is_401() {
     }
     // Without a secret, HS256 is not even considered.
     let config = lookup(&[("jwt_jwks", &all_keys())]).unwrap();
-    let app = TestApp::over(MemoryStore::new(), Ok(config));
+    let app = InProcess::over(MemoryStore::new(), Ok(config));
     let forged = HS256Key::from_bytes(&public)
         .authenticate(claims_at(&app, "u1"))
         .unwrap();
@@ -386,7 +386,7 @@ fn issuer_and_audience_apply_to_eddsa_tokens() {
         ("jwt_audience", "https://app.example"),
     ])
     .unwrap();
-    let app = TestApp::over(MemoryStore::new(), Ok(config));
+    let app = InProcess::over(MemoryStore::new(), Ok(config));
     let bare = ed25519().sign(claims_at(&app, "u1")).unwrap();
     assert_401(&create(&app, &bare), "the token's issuer is not accepted");
     let good = claims_at(&app, "u1")
@@ -403,7 +403,7 @@ fn unavailable_keys_refuse_asymmetric_tokens_while_hs256_keeps_working() {
     let config = lookup(&[("jwt_secret", SECRET), ("jwt_jwks_url", JWKS_URL)])
         .unwrap()
         .with_jwks_unavailable();
-    let app = TestApp::over(MemoryStore::new(), Ok(config));
+    let app = InProcess::over(MemoryStore::new(), Ok(config));
     for token in [
         ed25519().sign(claims_at(&app, "u1")).unwrap(),
         p256().sign(claims_at(&app, "u1")).unwrap(),
@@ -421,7 +421,7 @@ fn unavailable_keys_refuse_asymmetric_tokens_while_hs256_keeps_working() {
 fn a_jwks_url_whose_keys_were_never_handed_over_counts_as_unavailable() {
     let config = lookup(&[("jwt_secret", SECRET), ("jwt_jwks_url", JWKS_URL)]).unwrap();
     assert_eq!(config.jwks_url(), Some(JWKS_URL));
-    let app = TestApp::over(MemoryStore::new(), Ok(config));
+    let app = InProcess::over(MemoryStore::new(), Ok(config));
     let r = create(&app, &ed25519().sign(claims_at(&app, "u1")).unwrap());
     assert_401(&r, "the signing keys could not be fetched");
     assert_eq!(create(&app, &app.token("u1")).status, 201);
@@ -433,7 +433,7 @@ fn fetched_keys_replace_an_unavailable_state() {
         .unwrap()
         .with_jwks_unavailable()
         .with_fetched_jwks(JwkSet::parse(&all_keys()).unwrap());
-    let app = TestApp::over(MemoryStore::new(), Ok(config));
+    let app = InProcess::over(MemoryStore::new(), Ok(config));
     assert_eq!(
         create(&app, &ed25519().sign(claims_at(&app, "u1")).unwrap()).status,
         201
@@ -447,7 +447,7 @@ fn neither_secret_nor_jwks_is_a_jwt_secret_problem() {
     let err = lookup(&[]).unwrap_err();
     let names: Vec<_> = err.problems.iter().map(|p| p.setting).collect();
     assert_eq!(names, ["jwt_secret"]);
-    let app = TestApp::over(MemoryStore::new(), Err(err));
+    let app = InProcess::over(MemoryStore::new(), Err(err));
     let r = create(&app, &token_at("u1", (START_MS / 1000) as u64));
     assert_eq!(r.status, 500);
     assert_eq!(r.json["code"], "configuration_error");
@@ -462,7 +462,7 @@ fn a_bad_inline_jwks_is_a_jwt_jwks_problem_that_never_shows_the_value() {
         let err = lookup(&[("jwt_secret", SECRET), ("jwt_jwks", value)]).unwrap_err();
         let names: Vec<_> = err.problems.iter().map(|p| p.setting).collect();
         assert_eq!(names, ["jwt_jwks"], "{value}");
-        let app = TestApp::over(MemoryStore::new(), Err(err));
+        let app = InProcess::over(MemoryStore::new(), Err(err));
         let r = create(&app, &app.token("u1"));
         assert_eq!(r.status, 500);
         let detail = r.json["detail"].as_str().unwrap();
@@ -568,12 +568,12 @@ fn create_after_prepare(host: &RecordingHost, token: &str, at_ms: i64) -> Reply 
     headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
     let now = Timestamp::from_millis(START_MS + at_ms);
     let config = pollster::block_on(prepare_jwks(config, &headers, now, host));
-    let app = TestApp::over(MemoryStore::new(), Ok(config));
+    let app = InProcess::over(MemoryStore::new(), Ok(config));
     create(&app, token)
 }
 
 fn eddsa_token(key: &Ed25519KeyPair) -> String {
-    let app = TestApp::new();
+    let app = InProcess::new();
     key.sign(claims_at(&app, "u1")).unwrap()
 }
 
@@ -601,7 +601,7 @@ fn the_first_asymmetric_request_records_the_attempt_then_fetches_and_stores() {
 #[test]
 fn hs256_requests_never_touch_the_host() {
     let host = RecordingHost::serving(&all_keys());
-    let app = TestApp::new();
+    let app = InProcess::new();
     assert_eq!(create_after_prepare(&host, &app.token("u1"), 0).status, 201);
     assert!(host.take_calls().is_empty());
 }

@@ -42,7 +42,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::Instant;
 
 use http::{Method, Request};
-use jwt_simple::prelude::{Claims, Duration, HS256Key, MACLike};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
@@ -99,13 +98,7 @@ fn config() -> Config {
 /// An HS256 token for `user`, issued at `now` and valid for an hour from then.
 fn mint_token(user: &str, now: Timestamp) -> String {
     let secs = u64::try_from(now.as_secs()).expect("a time after 1970");
-    let mut claims = Claims::create(Duration::from_hours(1)).with_subject(user);
-    claims.issued_at = Some(Duration::from_secs(secs));
-    claims.invalid_before = Some(Duration::from_secs(secs));
-    claims.expires_at = Some(Duration::from_secs(secs + 3600));
-    HS256Key::from_bytes(SECRET.as_bytes())
-        .authenticate(claims)
-        .expect("signing cannot fail")
+    task_api_test_kit::token_signed_with(SECRET, user, secs)
 }
 
 /// A request with a bearer token and, if `body` is given, a JSON body.
@@ -1437,7 +1430,7 @@ mod memory {
 
 #[cfg(feature = "sql")]
 mod postgres {
-    use super::support::postgres::{PgExecutor, TestSchema, fresh};
+    use super::support::postgres::{PgExecutor, PgSchema, fresh};
     use super::*;
     use task_api_core::sql::SqlStore;
     use tokio::runtime::Runtime;
@@ -1453,7 +1446,7 @@ mod postgres {
     }
 
     /// A migrated store in a fresh schema, or `None` when skipping (said once).
-    fn store(runtime: &Runtime) -> Option<(TestSchema, SqlStore<PgExecutor>)> {
+    fn store(runtime: &Runtime) -> Option<(PgSchema, SqlStore<PgExecutor>)> {
         runtime.block_on(fresh())
     }
 

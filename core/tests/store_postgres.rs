@@ -11,23 +11,23 @@
 //! PostgreSQL to convert a parameter fails here as it would in the component.
 #![cfg(feature = "sql")]
 
-mod store_suite;
+use task_api_test_kit::store_suite;
 mod support;
 
-use support::postgres::{PgExecutor, TestSchema, connect, database_url, fresh};
+use support::postgres::{PgExecutor, PgSchema, connect, database_url, executor, fresh};
 use task_api_core::sql::{
     DbError, Dialect, Executor, MIGRATIONS, SqlStore, SqlValue, migrate, schema_is_current,
 };
 use task_api_core::{Completion, TaskStore};
 
-store_suite::suite_tests!(fresh);
-store_suite::account_suite_tests!(fresh);
+task_api_test_kit::store_suite_tests!(fresh);
+task_api_test_kit::account_suite_tests!(fresh);
 
 /// The HTTP API over a fresh schema, for the hostile requests. The runtime drives the
 /// connection while the requests are answered on the test's thread.
-type Guard = (TestSchema, tokio::runtime::Runtime);
+type Guard = (PgSchema, tokio::runtime::Runtime);
 
-fn fresh_app() -> Option<(Guard, support::TestApp<SqlStore<PgExecutor>>)> {
+fn fresh_app() -> Option<(Guard, support::InProcess<SqlStore<PgExecutor>>)> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (schema, store) = runtime.block_on(fresh())?;
     Some(((schema, runtime), support::hostile::app(store)))
@@ -37,10 +37,10 @@ support::hostile::hostile_tests!(fresh_app);
 
 #[tokio::test]
 async fn migrations_apply_once() {
-    let Some(schema) = TestSchema::create().await else {
+    let Some(schema) = PgSchema::create("t").await else {
         return;
     };
-    let exec = schema.executor().await;
+    let exec = executor(&schema).await;
     assert!(!schema_is_current(&exec, Dialect::Postgres).await.unwrap());
     let all: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
     assert_eq!(migrate(&exec, Dialect::Postgres).await.unwrap(), all);
@@ -53,12 +53,12 @@ async fn migrations_apply_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migrations_from_four_connections_at_once_apply_once() {
-    let Some(schema) = TestSchema::create().await else {
+    let Some(schema) = PgSchema::create("t").await else {
         return;
     };
     let mut executors = Vec::new();
     for _ in 0..4 {
-        executors.push(schema.executor().await);
+        executors.push(executor(&schema).await);
     }
     let mut set = tokio::task::JoinSet::new();
     for exec in executors {
@@ -73,7 +73,7 @@ async fn migrations_from_four_connections_at_once_apply_once() {
         1,
         "{applied:?}"
     );
-    let exec = schema.executor().await;
+    let exec = executor(&schema).await;
     let rows = exec
         .query(
             "SELECT version, count(*) FROM schema_migrations GROUP BY version ORDER BY version",
@@ -106,7 +106,7 @@ async fn concurrent_toggles_are_atomic() {
     let t = store_suite::create(&store, &u, store_suite::new_task("x"), store_suite::at(0)).await;
     let mut set = tokio::task::JoinSet::new();
     for i in 0..20 {
-        let exec = schema.executor().await;
+        let exec = executor(&schema).await;
         let u = u.clone();
         set.spawn(async move {
             let store = SqlStore::new(exec, Dialect::Postgres);
@@ -133,7 +133,7 @@ async fn concurrent_same_key_creates_make_one_task() {
     let new = store_suite::new_task("once");
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..8 {
-        let exec = schema.executor().await;
+        let exec = executor(&schema).await;
         let (u, new) = (u.clone(), new.clone());
         set.spawn(async move {
             let store = SqlStore::new(exec, Dialect::Postgres);
@@ -172,7 +172,7 @@ async fn concurrent_takeovers_of_one_expired_key_make_one_task_and_never_replay_
     let later = store_suite::at(task_api_core::IDEMPOTENCY_TTL_MS + 10);
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..8 {
-        let exec = schema.executor().await;
+        let exec = executor(&schema).await;
         let (u, new) = (u.clone(), new.clone());
         set.spawn(async move {
             let store = SqlStore::new(exec, Dialect::Postgres);
@@ -225,7 +225,7 @@ async fn constraint_violations_are_classified_and_statements_are_strictly_typed(
 
 #[tokio::test]
 async fn an_unreachable_database_is_unavailable() {
-    if TestSchema::create().await.is_none() {
+    if PgSchema::create("t").await.is_none() {
         return;
     }
     let exec = connect(None).await.unwrap();
@@ -245,10 +245,10 @@ async fn an_unreachable_database_is_unavailable() {
 
 #[tokio::test]
 async fn auto_migrate_creates_the_schema_on_the_first_operation() {
-    let Some(schema) = TestSchema::create().await else {
+    let Some(schema) = PgSchema::create("t").await else {
         return;
     };
-    let store = SqlStore::new(schema.executor().await, Dialect::Postgres).with_auto_migrate(true);
+    let store = SqlStore::new(executor(&schema).await, Dialect::Postgres).with_auto_migrate(true);
     let u = store_suite::user("u1");
     let created = store_suite::create(
         &store,
@@ -267,10 +267,10 @@ async fn auto_migrate_creates_the_schema_on_the_first_operation() {
 
 #[tokio::test]
 async fn auto_migrate_recovers_inside_an_idempotent_create_transaction() {
-    let Some(schema) = TestSchema::create().await else {
+    let Some(schema) = PgSchema::create("t").await else {
         return;
     };
-    let store = SqlStore::new(schema.executor().await, Dialect::Postgres).with_auto_migrate(true);
+    let store = SqlStore::new(executor(&schema).await, Dialect::Postgres).with_auto_migrate(true);
     let u = store_suite::user("u1");
     let new = store_suite::new_task("keyed");
     let key = store_suite::key("k1", &new);
@@ -288,10 +288,10 @@ async fn auto_migrate_recovers_inside_an_idempotent_create_transaction() {
 
 #[tokio::test]
 async fn without_auto_migrate_a_missing_schema_is_an_error() {
-    let Some(schema) = TestSchema::create().await else {
+    let Some(schema) = PgSchema::create("t").await else {
         return;
     };
-    let store = SqlStore::new(schema.executor().await, Dialect::Postgres);
+    let store = SqlStore::new(executor(&schema).await, Dialect::Postgres);
     let u = store_suite::user("u1");
     assert!(
         store
@@ -308,10 +308,10 @@ async fn without_auto_migrate_a_missing_schema_is_an_error() {
 
 #[tokio::test]
 async fn readiness_applies_pending_migrations_when_auto_migrating() {
-    let Some(schema) = TestSchema::create().await else {
+    let Some(schema) = PgSchema::create("t").await else {
         return;
     };
-    let store = SqlStore::new(schema.executor().await, Dialect::Postgres).with_auto_migrate(true);
+    let store = SqlStore::new(executor(&schema).await, Dialect::Postgres).with_auto_migrate(true);
     store.ping().await.unwrap();
     assert!(
         schema_is_current(store.executor(), Dialect::Postgres)
@@ -324,7 +324,7 @@ async fn readiness_applies_pending_migrations_when_auto_migrating() {
 /// schema the runner expects, and both see the other's work.
 #[tokio::test]
 async fn hand_migration_script_matches_the_runner() {
-    let Some(schema) = TestSchema::create().await else {
+    let Some(schema) = PgSchema::create("t").await else {
         return;
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/apply-postgres.sh");
@@ -332,7 +332,7 @@ async fn hand_migration_script_matches_the_runner() {
         let out = std::process::Command::new("sh")
             .arg(script)
             .env("DATABASE_URL", database_url())
-            .env("PGOPTIONS", format!("-c search_path={}", schema.0))
+            .env("PGOPTIONS", format!("-c search_path={}", schema.name()))
             .output()
             .expect("sh and psql are installed");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -348,7 +348,7 @@ async fn hand_migration_script_matches_the_runner() {
         "the first run applies every file"
     );
     assert_eq!(run(), "", "the second run applies nothing");
-    let exec = schema.executor().await;
+    let exec = executor(&schema).await;
     assert!(schema_is_current(&exec, Dialect::Postgres).await.unwrap());
     assert_eq!(
         migrate(&exec, Dialect::Postgres).await.unwrap(),

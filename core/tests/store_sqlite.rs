@@ -3,20 +3,23 @@
 //! `support/sqlite.rs`, shared with `model.rs`.
 #![cfg(feature = "sql")]
 
-mod store_suite;
+use task_api_test_kit::store_suite;
 mod support;
 
-use support::sqlite::{SqliteExecutor, TempDb, fresh};
+use support::sqlite::{SqliteExecutor, fresh, temp_db};
 use task_api_core::sql::{
     DbError, Dialect, Executor, MIGRATIONS, SqlStore, migrate, schema_is_current,
 };
 use task_api_core::{Completion, TaskStore};
 
-store_suite::suite_tests!(fresh);
-store_suite::account_suite_tests!(fresh);
+task_api_test_kit::store_suite_tests!(fresh);
+task_api_test_kit::account_suite_tests!(fresh);
 
 /// The HTTP API over a fresh database, for the hostile requests.
-fn fresh_app() -> Option<(TempDb, support::TestApp<SqlStore<SqliteExecutor>>)> {
+fn fresh_app() -> Option<(
+    task_api_test_kit::TempDir,
+    support::InProcess<SqlStore<SqliteExecutor>>,
+)> {
     let (db, store) = pollster::block_on(fresh())?;
     Some((db, support::hostile::app(store)))
 }
@@ -25,8 +28,8 @@ support::hostile::hostile_tests!(fresh_app);
 
 #[tokio::test]
 async fn migrations_apply_once() {
-    let db = TempDb::new();
-    let exec = SqliteExecutor::open(&db.0);
+    let (_dir, db) = temp_db();
+    let exec = SqliteExecutor::open(&db);
     assert!(!schema_is_current(&exec, Dialect::Sqlite).await.unwrap());
     let all: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
     assert_eq!(migrate(&exec, Dialect::Sqlite).await.unwrap(), all);
@@ -44,8 +47,8 @@ async fn migrations_apply_once() {
 
 #[tokio::test]
 async fn migrations_from_several_connections_apply_once() {
-    let db = TempDb::new();
-    let path = db.0.clone();
+    let (_dir, db) = temp_db();
+    let path = db.clone();
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let path = path.clone();
@@ -97,10 +100,10 @@ async fn constraint_violations_are_classified() {
 
 #[tokio::test]
 async fn concurrent_idempotent_creates_make_one_task() {
-    let db = TempDb::new();
-    let exec = SqliteExecutor::open(&db.0);
+    let (_dir, db) = temp_db();
+    let exec = SqliteExecutor::open(&db);
     migrate(&exec, Dialect::Sqlite).await.unwrap();
-    let path = db.0.clone();
+    let path = db.clone();
     let handles: Vec<_> = (0..6)
         .map(|_| {
             let path = path.clone();
@@ -150,8 +153,8 @@ async fn concurrent_idempotent_creates_make_one_task() {
 
 #[tokio::test]
 async fn auto_migrate_creates_the_schema_on_the_first_operation() {
-    let db = TempDb::new();
-    let store = SqlStore::new(SqliteExecutor::open(&db.0), Dialect::Sqlite).with_auto_migrate(true);
+    let (_dir, db) = temp_db();
+    let store = SqlStore::new(SqliteExecutor::open(&db), Dialect::Sqlite).with_auto_migrate(true);
     let u = store_suite::user("u1");
     let new = store_suite::new_task("keyed");
     let created = store
@@ -173,8 +176,8 @@ async fn auto_migrate_creates_the_schema_on_the_first_operation() {
 
 #[tokio::test]
 async fn readiness_applies_pending_migrations_when_auto_migrating() {
-    let db = TempDb::new();
-    let store = SqlStore::new(SqliteExecutor::open(&db.0), Dialect::Sqlite).with_auto_migrate(true);
+    let (_dir, db) = temp_db();
+    let store = SqlStore::new(SqliteExecutor::open(&db), Dialect::Sqlite).with_auto_migrate(true);
     store.ping().await.unwrap();
     assert!(
         schema_is_current(store.executor(), Dialect::Sqlite)

@@ -199,13 +199,13 @@ async fn ids_from_before_0005_are_kept<E: Executor>(exec: E, dialect: Dialect) {
 
 #[tokio::test]
 async fn postgres_keeps_the_ids_of_a_database_from_before_0005() {
-    let Some(schema) = postgres::TestSchema::create().await else {
+    let Some(schema) = postgres::PgSchema::create("t").await else {
         return;
     };
-    let exec = schema.executor().await;
+    let exec = postgres::executor(&schema).await;
     ids_from_before_0005_are_kept(exec, Dialect::Postgres).await;
     // The identity is gone: only the core names ids now.
-    let exec = schema.executor().await;
+    let exec = postgres::executor(&schema).await;
     let e = exec
         .execute(
             "INSERT INTO tasks (user_id, title, title_fold, completed, priority, created_at, \
@@ -218,6 +218,6 @@ async fn postgres_keeps_the_ids_of_a_database_from_before_0005() {
 
 #[tokio::test]
 async fn sqlite_keeps_the_ids_of_a_database_from_before_0005() {
-    let db = sqlite::TempDb::new();
-    ids_from_before_0005_are_kept(sqlite::SqliteExecutor::open(&db.0), Dialect::Sqlite).await;
+    let (_dir, db) = sqlite::temp_db();
+    ids_from_before_0005_are_kept(sqlite::SqliteExecutor::open(&db), Dialect::Sqlite).await;
 }

@@ -5,7 +5,7 @@
 //! task.
 //!
 //! [`hostile_tests!`] turns every function into one `#[test]`, given a factory returning
-//! `Option<(guard, TestApp)>` (`None` skips; the guard is dropped after the test). The
+//! `Option<(guard, InProcess)>` (`None` skips; the guard is dropped after the test). The
 //! memory store's run of the properties is in `contract.rs`.
 
 #![allow(dead_code)] // each test binary uses its own subset
@@ -21,7 +21,7 @@ use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner}
 use serde_json::{Value, json};
 use task_api_core::{AccountStore, PasswordCost, TaskStore};
 
-use super::{Reply, TestApp};
+use super::{InProcess, Reply, Transport};
 
 /// The user whose requests are forged.
 pub const OWNER: &str = "owner";
@@ -60,15 +60,15 @@ macro_rules! hostile_tests {
 pub(crate) use hostile_tests;
 
 /// An app over `store` with the built-in accounts on, hashing at a cheap test cost.
-pub fn app<S: TaskStore + AccountStore>(store: S) -> TestApp<S> {
+pub fn app<S: TaskStore + AccountStore>(store: S) -> InProcess<S> {
     let cheap = PasswordCost::new(64, 1, 1).expect("valid Argon2 parameters");
     let config = super::config(&[("accounts", "true")]).map(|c| c.with_password_cost(cheap));
-    TestApp::over(store, config)
+    InProcess::over(store, config)
 }
 
 // ---------------------------------------------------------------- one request each
 
-pub fn nul_in_search_is_400_naming_q<S: TaskStore + AccountStore>(app: &TestApp<S>) {
+pub fn nul_in_search_is_400_naming_q<S: TaskStore + AccountStore>(app: &InProcess<S>) {
     app.create(OWNER, json!({"title": "milk"}));
     for q in ["%00", "mi%00lk"] {
         let r = app.call("GET", &format!("/api/tasks?q={q}"), Some(OWNER), None);
@@ -76,7 +76,7 @@ pub fn nul_in_search_is_400_naming_q<S: TaskStore + AccountStore>(app: &TestApp<
     }
 }
 
-pub fn control_character_in_token_sub_is_401<S: TaskStore + AccountStore>(app: &TestApp<S>) {
+pub fn control_character_in_token_sub_is_401<S: TaskStore + AccountStore>(app: &InProcess<S>) {
     for sub in ["u\u{0}1", "u\u{7f}", "u\u{85}"] {
         for (method, body) in [("GET", None), ("POST", Some(json!({"title": "x"})))] {
             let r = app.call(method, "/api/tasks", Some(sub), body);
@@ -87,7 +87,7 @@ pub fn control_character_in_token_sub_is_401<S: TaskStore + AccountStore>(app: &
     }
 }
 
-pub fn nul_in_a_title_cursor_is_400_naming_cursor<S: TaskStore + AccountStore>(app: &TestApp<S>) {
+pub fn nul_in_a_title_cursor_is_400_naming_cursor<S: TaskStore + AccountStore>(app: &InProcess<S>) {
     for t in ["a", "b"] {
         app.create(OWNER, json!({"title": t}));
     }
@@ -104,7 +104,7 @@ pub fn nul_in_a_title_cursor_is_400_naming_cursor<S: TaskStore + AccountStore>(a
     assert_invalid_parameter(&r, "cursor");
 }
 
-pub fn email_whose_folded_form_is_too_long_is_422<S: TaskStore + AccountStore>(app: &TestApp<S>) {
+pub fn email_whose_folded_form_is_too_long_is_422<S: TaskStore + AccountStore>(app: &InProcess<S>) {
     // 135 characters as sent; "İ" lower-cases to two, so 265 once folded.
     let email = format!("{}@a.co", "İ".repeat(130));
     for path in ["/auth/register", "/auth/login"] {
@@ -233,7 +233,7 @@ const CURSOR_QUERIES: [&str; 7] = [
 ];
 
 pub fn forged_cursors_are_400_or_a_page_of_ones_own_tasks<S: TaskStore + AccountStore>(
-    app: &TestApp<S>,
+    app: &InProcess<S>,
 ) {
     let own = seed(app);
     let issued: Vec<(&str, String)> = CURSOR_QUERIES
@@ -259,7 +259,7 @@ pub fn forged_cursors_are_400_or_a_page_of_ones_own_tasks<S: TaskStore + Account
 }
 
 pub fn any_search_text_is_400_naming_q_or_a_page_of_ones_own_tasks<S: TaskStore + AccountStore>(
-    app: &TestApp<S>,
+    app: &InProcess<S>,
 ) {
     let own = seed(app);
     run(nasty_text(220), |q: String| {
@@ -278,7 +278,7 @@ pub fn any_search_text_is_400_naming_q_or_a_page_of_ones_own_tasks<S: TaskStore 
 /// Tasks of [`OWNER`] and [`OTHER`] alike, varied in every sort key, with titles that stress
 /// a text cursor (the separator `|`, case, a character whose lower case is longer, `LIKE`
 /// wildcards). Returns the owner's task ids.
-fn seed<S: TaskStore + AccountStore>(app: &TestApp<S>) -> Vec<i64> {
+fn seed<S: TaskStore + AccountStore>(app: &InProcess<S>) -> Vec<i64> {
     let titles = [
         "Alpha",
         "alpha",
@@ -317,7 +317,7 @@ fn seed<S: TaskStore + AccountStore>(app: &TestApp<S>) -> Vec<i64> {
 }
 
 /// Every `next_cursor` of paging through `query` as [`OWNER`].
-fn issued_cursors<S: TaskStore + AccountStore>(app: &TestApp<S>, query: &str) -> Vec<String> {
+fn issued_cursors<S: TaskStore + AccountStore>(app: &InProcess<S>, query: &str) -> Vec<String> {
     let mut cursors: Vec<String> = Vec::new();
     loop {
         let q = match cursors.last() {

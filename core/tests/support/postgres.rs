@@ -1,30 +1,19 @@
 //! [`SqlStore`]'s PostgreSQL executor for the tests (`tokio-postgres`) and a fresh schema
 //! per test, shared by `store_postgres.rs` and `model.rs`.
 //!
-//! Connects to `host=127.0.0.1 port=5432 user=postgres dbname=test`, or to
-//! `TEST_DATABASE_URL`. An unreachable database fails every test, unless `SKIP_DB_TESTS=1`,
-//! which skips them with a message.
+//! The database, its fresh schemas and when its tests are skipped are the test kit's
+//! (`task_api_test_kit::postgres`: `TEST_DATABASE_URL`, `SKIP_DB_TESTS=1`).
 //!
 //! The executor binds parameters as strictly as Spin's host does (an `Int` only to `int8`,
 //! `Text` only to text types, `Bool` only to `boolean`), and refuses queries that return no
 //! rows and transactions across statements, so a statement that would fail in the
 //! component fails here too.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use task_api_core::sql::{DbError, Dialect, Executor, SqlStore, SqlValue, migrate};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls};
 
-pub const DEFAULT_URL: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
-
-pub fn database_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
-}
-
-pub fn skipping() -> bool {
-    std::env::var("SKIP_DB_TESTS").is_ok_and(|v| v == "1")
-}
+pub use task_api_test_kit::postgres::{PgSchema, database_url};
 
 /// An [`Executor`] over one `tokio-postgres` connection.
 pub struct PgExecutor {
@@ -157,7 +146,7 @@ pub async fn connect(schema: Option<&str>) -> Result<PgExecutor, String> {
         let _ = connection.await;
     });
     if let Some(schema) = schema {
-        // The schema name is made by this file (`t_` and digits), never from input.
+        // Schema names are made by `PgSchema` (a prefix and digits), never from input.
         client
             .batch_execute(&format!("SET search_path TO {schema}"))
             .await
@@ -166,72 +155,15 @@ pub async fn connect(schema: Option<&str>) -> Result<PgExecutor, String> {
     Ok(PgExecutor { client })
 }
 
-/// A schema of its own for one test, dropped (with everything in it) when this is dropped.
-pub struct TestSchema(pub String);
-
-impl TestSchema {
-    /// A new empty schema, or `None` when skipping; panics when PostgreSQL is unreachable.
-    pub async fn create() -> Option<TestSchema> {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let admin = match connect(None).await {
-            Ok(c) => c,
-            Err(e) if skipping() => {
-                eprintln!("skipping PostgreSQL test (SKIP_DB_TESTS=1): {e}");
-                return None;
-            }
-            Err(e) => panic!(
-                "{e}\nStart PostgreSQL (or set TEST_DATABASE_URL), or set SKIP_DB_TESTS=1 to skip these tests."
-            ),
-        };
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "t_{}_{nanos}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        admin
-            .client
-            .batch_execute(&format!("CREATE SCHEMA {name}"))
-            .await
-            .unwrap();
-        Some(TestSchema(name))
-    }
-
-    pub async fn executor(&self) -> PgExecutor {
-        connect(Some(&self.0)).await.unwrap()
-    }
-}
-
-impl Drop for TestSchema {
-    fn drop(&mut self) {
-        // Drop runs outside any async context we could use (possibly while unwinding), so
-        // clean up on a thread of its own with its own runtime.
-        let name = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(admin) = connect(None).await {
-                    let _ = admin
-                        .client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
+/// An executor working inside `schema`.
+pub async fn executor(schema: &PgSchema) -> PgExecutor {
+    connect(Some(schema.name())).await.unwrap()
 }
 
 /// A migrated store in a fresh schema, or `None` when skipping.
-pub async fn fresh() -> Option<(TestSchema, SqlStore<PgExecutor>)> {
-    let schema = TestSchema::create().await?;
-    let exec = schema.executor().await;
+pub async fn fresh() -> Option<(PgSchema, SqlStore<PgExecutor>)> {
+    let schema = PgSchema::create("t").await?;
+    let exec = executor(&schema).await;
     migrate(&exec, Dialect::Postgres).await.unwrap();
     Some((schema, SqlStore::new(exec, Dialect::Postgres)))
 }

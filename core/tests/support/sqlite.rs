@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use rusqlite::ErrorCode;
 use rusqlite::types::{Value, ValueRef};
 use task_api_core::sql::{DbError, Dialect, Executor, SqlStore, SqlValue, migrate};
+use task_api_test_kit::TempDir;
 
 /// An [`Executor`] over one `rusqlite` connection, mapping errors as the component does.
 pub struct SqliteExecutor {
@@ -95,38 +95,19 @@ impl Executor for SqliteExecutor {
     }
 }
 
-/// A fresh database file, removed when dropped.
-pub struct TempDb(pub PathBuf);
-
-impl TempDb {
-    pub fn new() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let name = format!(
-            "task-api-test-{}-{nanos}-{}.sqlite",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        TempDb(std::env::temp_dir().join(name))
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-journal", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
+/// A fresh database file's path, in a temporary directory that removes it (and SQLite's
+/// journal files beside it) when dropped.
+pub fn temp_db() -> (TempDir, PathBuf) {
+    let dir = task_api_test_kit::temp_dir("task-api-sqlite");
+    let path = dir.path().join("tasks.sqlite");
+    (dir, path)
 }
 
 /// A migrated store in a fresh database file (`Option` like the PostgreSQL factory, but
 /// never `None`: SQLite is built in).
-pub async fn fresh() -> Option<(TempDb, SqlStore<SqliteExecutor>)> {
-    let db = TempDb::new();
-    let exec = SqliteExecutor::open(&db.0);
+pub async fn fresh() -> Option<(TempDir, SqlStore<SqliteExecutor>)> {
+    let (dir, db) = temp_db();
+    let exec = SqliteExecutor::open(&db);
     migrate(&exec, Dialect::Sqlite).await.unwrap();
-    Some((db, SqlStore::new(exec, Dialect::Sqlite)))
+    Some((dir, SqlStore::new(exec, Dialect::Sqlite)))
 }

@@ -115,14 +115,25 @@ enum Backend {
 
 /// Serves the API on `listener` until the process is interrupted (Ctrl-C).
 pub async fn serve(listener: tokio::net::TcpListener, settings: Settings) -> Result<(), String> {
+    serve_until(listener, settings, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in
+/// flight (for tests and benchmarks that run the server in their own process).
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
     let router = router(settings).await?;
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    .with_graceful_shutdown(shutdown)
     .await
     .map_err(|e| format!("the server stopped: {e}"))
 }

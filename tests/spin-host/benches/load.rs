@@ -12,6 +12,10 @@
 //! The same two operations then run against the component on SQLite (a fresh file, in WAL
 //! mode once migrated).
 //!
+//! Then against the native server that links the same core (`examples/axum-server`, in
+//! this process), on PostgreSQL and on SQLite, with the ratio native ÷ component: what the
+//! Wasm instance per request and Spin's interfaces cost over a native host of the core.
+//!
 //! Before any load, it prints the component's size and, for each store and route, the host
 //! calls one request makes by kind (the test host's `x-host-calls`), and checks the budgets
 //! of the two hot routes: one database statement, one log write, no key-value call, no
@@ -41,10 +45,10 @@ use http_body_util::{BodyExt as _, Full};
 use jwt_simple::prelude::{Claims, HS256Key, MACLike};
 use std::path::{Path, PathBuf};
 
-use spin_test_host::fixtures::{PgSchema, TempDir, database_url};
 use spin_test_host::{Host, LogSink, RunningHost};
 use task_api_core::sql::{Dialect, SqlValue, insert_statement, list_statement};
 use task_api_core::{ListQuery, NewTask, TaskId, Timestamp, Title, UserId};
+use task_api_test_kit::{TempDir, postgres::PgSchema, postgres::database_url, temp_dir};
 use tokio_postgres::types::{ToSql, Type};
 use wasmtime_wasi_http::io::TokioIo;
 
@@ -245,7 +249,7 @@ struct Served {
 
 /// Serves `wasm` on PostgreSQL (a fresh schema) or SQLite (a fresh file).
 async fn serve(wasm: &Path, postgres: bool, clients: u64, count_host_calls: bool) -> Served {
-    let dir = TempDir::new("load");
+    let dir = temp_dir("load");
     let mut builder = Host::builder()
         .wasm(wasm)
         .process_env(false)
@@ -285,6 +289,54 @@ async fn serve(wasm: &Path, postgres: bool, clients: u64, count_host_calls: bool
         _dir: dir,
         _schema: schema,
     }
+}
+
+/// The native server (`task-api-axum`) on PostgreSQL (a fresh schema) or SQLite (a fresh
+/// file), in this process, seeded like [`serve`]; stopped when the sender is dropped.
+async fn serve_native(
+    postgres: bool,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    TempDir,
+    Option<PgSchema>,
+) {
+    let dir = temp_dir("load-native");
+    let schema = if postgres {
+        Some(
+            PgSchema::create("loadnative")
+                .await
+                .expect("PostgreSQL for the benchmark"),
+        )
+    } else {
+        None
+    };
+    let (url, sqlite) = (
+        schema.as_ref().map(PgSchema::component_url),
+        dir.path().join("native.sqlite"),
+    );
+    let settings = task_api_axum::Settings::from_lookup(|name| match name {
+        "jwt_secret" => Some(SECRET.into()),
+        "cors_origins" => Some("https://app.example".into()),
+        "database_url" => url.clone(),
+        "sqlite_path" => Some(sqlite.display().to_string()),
+        _ => None,
+    })
+    .expect("the native server's settings");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("the address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(task_api_axum::serve_until(listener, settings, async {
+        let _ = stopped.await;
+    }));
+    let mut seeder = http_connection(addr).await;
+    let create = create_request(addr);
+    for n in 0..SEEDED as u64 {
+        http_call(&mut seeder, create(u64::MAX, n), 201).await;
+    }
+    (addr, stop, dir, schema)
 }
 
 fn list_request(addr: SocketAddr) -> MakeRequest {
@@ -467,6 +519,16 @@ async fn main() {
     let list_direct = direct(&list_sql).await;
     let create_direct = direct(&insert_sql).await;
     figures.extend(on(false).await);
+    // The native server (task-api-axum) on each store: list-20, then create.
+    for postgres in [true, false] {
+        let store = if postgres { "pg" } else { "sqlite" };
+        let (addr, stop, _dir, _schema) = serve_native(postgres).await;
+        let list = over_http(addr, list_request(addr), 200).await;
+        figures.push((format!("{store} list-20 native"), list));
+        let create = over_http(addr, create_request(addr), 201).await;
+        figures.push((format!("{store} create native"), create));
+        drop(stop);
+    }
 
     println!("throughput:");
     for (name, measured) in &figures {
@@ -487,6 +549,19 @@ async fn main() {
                 "  pg {op:<8} component ÷ direct SQL {:>6.1}%",
                 100.0 * r / direct.rate()
             );
+        }
+    }
+    for store in ["pg", "sqlite"] {
+        for op in ["list-20", "create"] {
+            if let (Some(native), Some(component)) = (
+                rate(&format!("{store} {op} native")),
+                rate(&format!("{store} {op} current")),
+            ) {
+                println!(
+                    "  {store:<6} {op:<8} native ÷ component {:>6.2}",
+                    native / component
+                );
+            }
         }
     }
     for store in ["pg", "sqlite"] {

@@ -25,7 +25,6 @@
 
 pub mod allowed_hosts;
 pub mod client;
-pub mod fixtures;
 pub mod manifest;
 
 mod guest_output;

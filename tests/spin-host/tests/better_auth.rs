@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use jwt_simple::reexports::ct_codecs::{Base64UrlSafeNoPadding, Decoder as _};
 use serde_json::{Value, json};
-use spin_test_host::fixtures::TempDir;
 use spin_test_host::{Host, Response, RunningHost};
+use task_api_test_kit::{TempDir, temp_dir};
 
 const UNKNOWN_KEY: &str = "the token's signing key is not known";
 /// The core's interval between fetches outside the TTL schedule, plus a second.
@@ -358,7 +358,7 @@ async fn a_better_auth_user_creates_reads_and_lists_tasks_with_a_token_taken_the
     let Some(auth) = BetterAuth::start(&[]) else {
         return;
     };
-    let dir = TempDir::new("spin-test-host-better-auth");
+    let dir = temp_dir("spin-test-host-better-auth");
     let (_host, running) = serve(&auth, &dir).await;
     let ann = auth.sign_up("ann@example.com", "Ann").await;
     let token = auth.token(&ann).await;
@@ -394,7 +394,7 @@ async fn a_second_better_auth_user_gets_404_on_the_first_users_task() {
     let Some(auth) = BetterAuth::start(&[]) else {
         return;
     };
-    let dir = TempDir::new("spin-test-host-better-auth");
+    let dir = temp_dir("spin-test-host-better-auth");
     let (_host, running) = serve(&auth, &dir).await;
     let ann = auth.sign_up("ann@example.com", "Ann").await;
     let bob = auth.sign_up("bob@example.com", "Bob").await;
@@ -421,7 +421,7 @@ async fn after_key_rotation_the_new_kid_works_after_one_refetch_and_the_old_keys
     let Some(auth) = BetterAuth::start(&[]) else {
         return;
     };
-    let dir = TempDir::new("spin-test-host-better-auth");
+    let dir = temp_dir("spin-test-host-better-auth");
     let (_host, running) = serve(&auth, &dir).await;
     let ann = auth.sign_up("ann@example.com", "Ann").await;
     let old = auth.token(&ann).await;
@@ -453,7 +453,7 @@ async fn once_better_auth_stops_publishing_the_old_key_its_tokens_are_refused_af
     let Some(auth) = BetterAuth::start(&["--grace-period=1"]) else {
         return;
     };
-    let dir = TempDir::new("spin-test-host-better-auth");
+    let dir = temp_dir("spin-test-host-better-auth");
     let (_host, running) = serve(&auth, &dir).await;
     let ann = auth.sign_up("ann@example.com", "Ann").await;
     let old = auth.token(&ann).await;
@@ -482,7 +482,7 @@ async fn a_better_auth_token_is_a_401_once_its_15_minutes_and_the_minute_of_leew
     let Some(auth) = BetterAuth::start(&[]) else {
         return;
     };
-    let dir = TempDir::new("spin-test-host-better-auth");
+    let dir = temp_dir("spin-test-host-better-auth");
     let (_host, running) = serve(&auth, &dir).await;
     let ann = auth.sign_up("ann@example.com", "Ann").await;
     let token = auth.token(&ann).await;
@@ -501,7 +501,7 @@ async fn the_readmes_hs256_route_handler_mints_tokens_the_component_accepts_as_t
     let Some(auth) = BetterAuth::start_with(&[], Some(SECRET)) else {
         return;
     };
-    let dir = TempDir::new("spin-test-host-better-auth");
+    let dir = temp_dir("spin-test-host-better-auth");
     let (_host, running) = serve_with(&auth, &dir, Some(SECRET)).await;
     let ann = auth.sign_up("ann@example.com", "Ann").await;
     let hs256 = auth.hs256_token(&ann).await;

@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use spin_test_host::fixtures::TempDir;
 use spin_test_host::{Host, LogCapture};
+use task_api_test_kit::temp_dir;
 
 const SECRET: &str = "a browser-test secret that is at least thirty-two bytes";
 
@@ -59,7 +59,7 @@ async fn the_web_page_works_in_a_real_browser() {
         return;
     }
 
-    let dir = TempDir::new("browser");
+    let dir = temp_dir("browser");
     let log = LogCapture::new();
     let host = Host::builder()
         .wasm(spin_test_host::build_component())

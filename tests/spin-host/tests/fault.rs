@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use jwt_simple::prelude::{Claims, HS256Key, MACLike as _};
 use serde_json::{Value, json};
-use spin_test_host::fixtures::{TempDir, skipping_db};
 use spin_test_host::{Host, LogCapture, Response};
+use task_api_test_kit::{postgres::skipping_db, temp_dir};
 
 const SECRET: &str = "a fault-injection secret that is at least thirty-two bytes";
 /// Every client creates tasks as this user, so one listing sees them all.
@@ -539,7 +539,7 @@ async fn acknowledged_creates_survive_a_postgres_crash_and_restart() {
     };
     let ctl = cluster.ctl.clone();
     let port = ctl.port;
-    let dir = TempDir::new("spin-fault");
+    let dir = temp_dir("spin-fault");
     let log = LogCapture::new();
     let host = Host::builder()
         .wasm(wasm)

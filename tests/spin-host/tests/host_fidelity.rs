@@ -6,16 +6,18 @@
 //! The PostgreSQL tests use `TEST_DATABASE_URL` like the others and skip only with
 //! `SKIP_DB_TESTS=1`.
 
-use spin_test_host::fixtures::{TempDir, database_url, skipping_db, with_sslmode};
 use spin_test_host::{
     HOST_CALLS_HEADER, Host, HostCalls, LogCapture, PgError, PgProbe, STRICT_ZERO_ROWS,
+};
+use task_api_test_kit::{
+    postgres::database_url, postgres::skipping_db, postgres::with_sslmode, temp_dir,
 };
 
 const SECRET: &str = "a host-fidelity secret that is at least thirty-two bytes long";
 
 /// A probe allowed to reach the test database (whatever host and port it is on).
 fn probe(strict: bool) -> PgProbe {
-    let host = spin_test_host::fixtures::host_port(&database_url());
+    let host = task_api_test_kit::postgres::host_port(&database_url());
     PgProbe::new(&[format!("postgres://{host}")], strict).expect("a valid allow-list")
 }
 
@@ -151,7 +153,7 @@ async fn tls_follows_sslmode_like_spin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_calls_and_guest_writes_are_counted_per_request() {
-    let dir = TempDir::new("spin-test-host-fidelity");
+    let dir = temp_dir("spin-test-host-fidelity");
     let capture = LogCapture::new();
     let host = Host::builder()
         .wasm(spin_test_host::build_component())
@@ -231,7 +233,7 @@ async fn host_calls_and_guest_writes_are_counted_per_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_host_calls_header_unless_asked() {
-    let dir = TempDir::new("spin-test-host-fidelity");
+    let dir = temp_dir("spin-test-host-fidelity");
     let host = Host::builder()
         .wasm(spin_test_host::build_component())
         .process_env(false)

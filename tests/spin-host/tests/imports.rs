@@ -2,7 +2,7 @@
 //! PostgreSQL) and the PostgreSQL-only one (`--no-default-features`, for Spin hosts without
 //! SQLite such as Akamai Functions), read from the built `.wasm` files with wasmtime. The
 //! PostgreSQL-only build is also served from `spin.postgres.toml` on a real PostgreSQL
-//! (`TEST_DATABASE_URL`, see `spin_test_host::fixtures`; `SKIP_DB_TESTS=1` skips that part),
+//! (`TEST_DATABASE_URL`, see `task_api_test_kit::postgres`; `SKIP_DB_TESTS=1` skips that part),
 //! and its manifest is checked to stay spin.toml but for the build.
 
 use std::collections::BTreeSet;
@@ -10,8 +10,8 @@ use std::path::Path;
 
 use jwt_simple::prelude::*;
 use serde_json::{Value, json};
-use spin_test_host::fixtures::{PgSchema, TempDir};
 use spin_test_host::{Host, HostBuilder, Response, RunningHost, workspace_root};
+use task_api_test_kit::{TempDir, postgres::PgSchema, temp_dir};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, OptLevel};
 
@@ -211,7 +211,7 @@ fn json(response: &Response) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_only_build_needs_database_url_and_serves_tasks_on_postgres() {
-    let dir = TempDir::new("imports-nosqlite");
+    let dir = temp_dir("imports-nosqlite");
 
     // No database_url: task routes are a configuration problem naming it; /health is fine.
     let (_host, running) = serve(postgres_only_host(&dir, &[])).await;

@@ -15,9 +15,9 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use jwt_simple::prelude::*;
-use spin_test_host::fixtures::{PgSchema, TempDir};
 use spin_test_host::{Host, RunningHost};
 use task_api_core::JwksCache;
+use task_api_test_kit::{TempDir, postgres::PgSchema, temp_dir};
 use wasmtime_wasi_http::io::TokioIo;
 
 const SECRET: &str = "a JWKS-test secret that is at least thirty-two bytes long";
@@ -266,7 +266,7 @@ async fn eddsa_tokens_create_tasks_and_cached_keys_serve_later_requests(schema: 
     let p1 = ES256KeyPair::generate().with_key_id("p1");
     let document = jwks(&[ed25519_jwk(&k1), p1.public_key().to_jwk()]);
     let stub = Stub::start(200, document.clone()).await;
-    let dir = TempDir::new("spin-test-host-jwks");
+    let dir = temp_dir("spin-test-host-jwks");
     let mut vars = fetching(&stub, true);
     if let Some(schema) = schema {
         vars.push(("database_url", schema.component_url()));
@@ -319,7 +319,7 @@ async fn a_rotated_in_key_works_after_one_refetch() {
     let k1 = ed25519("k1");
     let k2 = ed25519("k2");
     let stub = Stub::start(200, jwks(&[ed25519_jwk(&k1)])).await;
-    let dir = TempDir::new("spin-test-host-jwks");
+    let dir = temp_dir("spin-test-host-jwks");
     let vars = fetching(&stub, false);
     let (_host, running) = serve(&dir, vars).await;
     let t0 = start_ms();
@@ -345,7 +345,7 @@ async fn unknown_kids_are_401_and_fetch_at_most_once_a_minute() {
     let k1 = ed25519("k1");
     let stranger = ed25519("made-up");
     let stub = Stub::start(200, jwks(&[ed25519_jwk(&k1)])).await;
-    let dir = TempDir::new("spin-test-host-jwks");
+    let dir = temp_dir("spin-test-host-jwks");
     let vars = fetching(&stub, false);
     let (_host, running) = serve(&dir, vars).await;
     let t0 = start_ms();
@@ -381,7 +381,7 @@ async fn unknown_kids_are_401_and_fetch_at_most_once_a_minute() {
 async fn a_failing_provider_without_cache_refuses_asymmetric_tokens_but_not_hs256() {
     let k1 = ed25519("k1");
     let stub = Stub::start(500, r#"{"error":"down"}"#.to_owned()).await;
-    let dir = TempDir::new("spin-test-host-jwks");
+    let dir = temp_dir("spin-test-host-jwks");
     let vars = fetching(&stub, true);
     let (_host, running) = serve(&dir, vars).await;
     let t0 = start_ms();
@@ -439,7 +439,7 @@ async fn an_unreachable_provider_refuses_asymmetric_tokens_but_not_hs256() {
     let vars = fetching(&stub, true);
     drop(stub);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let dir = TempDir::new("spin-test-host-jwks");
+    let dir = temp_dir("spin-test-host-jwks");
     let (_host, running) = serve(&dir, vars).await;
     let t0 = start_ms();
 
@@ -462,7 +462,7 @@ async fn a_provider_that_never_answers_is_given_up_on() {
             open.push(stream);
         }
     });
-    let dir = TempDir::new("spin-test-host-jwks");
+    let dir = temp_dir("spin-test-host-jwks");
     let vars = [
         ("jwt_jwks_url", format!("http://{addr}{JWKS_PATH}")),
         ("jwks_host", format!("http://{addr}")),
@@ -491,7 +491,7 @@ async fn a_provider_that_never_answers_is_given_up_on() {
 async fn without_jwks_host_the_fetch_is_not_allowed() {
     let k1 = ed25519("k1");
     let stub = Stub::start(200, jwks(&[ed25519_jwk(&k1)])).await;
-    let dir = TempDir::new("spin-test-host-jwks");
+    let dir = temp_dir("spin-test-host-jwks");
     let url = stub.url();
     let (_host, running) = serve(&dir, [("jwt_jwks_url", url)]).await;
     let t0 = start_ms();
@@ -508,7 +508,7 @@ async fn without_jwks_host_the_fetch_is_not_allowed() {
 async fn a_stale_copy_is_used_while_the_provider_is_down() {
     let k1 = ed25519("k1");
     let stub = Stub::start(200, jwks(&[ed25519_jwk(&k1)])).await;
-    let dir = TempDir::new("spin-test-host-jwks");
+    let dir = temp_dir("spin-test-host-jwks");
     let vars = fetching(&stub, false);
     let (_host, running) = serve(&dir, vars).await;
     let t0 = start_ms();
@@ -532,7 +532,7 @@ async fn a_stale_copy_is_used_while_the_provider_is_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pinned_jwks_works_without_url_or_secret() {
     let k1 = ed25519("k1");
-    let dir = TempDir::new("spin-test-host-jwks");
+    let dir = temp_dir("spin-test-host-jwks");
     let document = jwks(&[ed25519_jwk(&k1)]);
     let (_host, running) = serve(&dir, [("jwt_jwks", document)]).await;
     let t0 = start_ms();

@@ -3,8 +3,8 @@
 //! `postgres://postgres@127.0.0.1:5432/test`, in a fresh schema dropped afterwards) and on
 //! an unreachable PostgreSQL. `SKIP_DB_TESTS=1` skips the PostgreSQL test with a message.
 
-use spin_test_host::fixtures::{PgSchema, TempDir, database_url};
 use spin_test_host::{Host, HostBuilder, RunningHost};
+use task_api_test_kit::{TempDir, postgres::PgSchema, postgres::database_url, temp_dir};
 
 const SECRET: &str = "a smoke-test secret that is at least thirty-two bytes long";
 
@@ -32,7 +32,7 @@ fn json(response: &spin_test_host::Response) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness_on_sqlite() {
-    let dir = TempDir::new("spin-test-host-smoke");
+    let dir = temp_dir("spin-test-host-smoke");
     let (_host, running) = serve(host(&dir, &[])).await;
 
     let health = running.get("/health").await.unwrap();
@@ -85,7 +85,7 @@ async fn readiness_on_postgres() {
     let component_url = schema.component_url();
     let database_host = schema.database_host();
 
-    let dir = TempDir::new("spin-test-host-smoke");
+    let dir = temp_dir("spin-test-host-smoke");
     let (_host, running) = serve(host(
         &dir,
         &[
@@ -117,7 +117,7 @@ async fn readiness_on_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_postgres_is_not_ready_but_healthy() {
-    let dir = TempDir::new("spin-test-host-smoke");
+    let dir = temp_dir("spin-test-host-smoke");
     // Allowed by allowed_outbound_hosts, but nothing listens on port 1.
     let (_host, running) = serve(host(
         &dir,
@@ -157,7 +157,7 @@ async fn unreachable_postgres_is_not_ready_but_healthy() {
 
 #[test]
 fn a_missing_required_variable_is_named() {
-    let dir = TempDir::new("spin-test-host-required");
+    let dir = temp_dir("spin-test-host-required");
     let manifest = dir.path().join("spin.toml");
     std::fs::write(
         &manifest,

@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 
 use jwt_simple::prelude::*;
 use serde_json::{Value, json};
-use spin_test_host::fixtures::{PgSchema, TempDir, with_sslmode};
 use spin_test_host::{Host, HostCalls, LogCapture, Response, RunningHost};
+use task_api_test_kit::{TempDir, postgres::PgSchema, postgres::with_sslmode, temp_dir};
 
 const SECRET: &str = "a spin-behaviour secret that is at least thirty-two bytes";
 
@@ -39,7 +39,7 @@ struct Serve<'a> {
 impl Serve<'_> {
     /// `None` when PostgreSQL tests are skipped.
     async fn start(self) -> Option<Served> {
-        let dir = TempDir::new("spin-behaviour");
+        let dir = temp_dir("spin-behaviour");
         let mut variables: Vec<(String, String)> = vec![("jwt_secret".into(), SECRET.into())];
         let schema = if self.postgres {
             let schema = PgSchema::create("behaviour").await?;
@@ -417,7 +417,7 @@ async fn a_refused_database_address_never_puts_its_password_in_a_log_line() {
     // Spin 3.0 to 3.3 refuse an address that allowed_outbound_hosts does not list with the
     // whole connection string, password included; /health/ready, which needs no token and
     // which probes poll, reaches it.
-    let dir = TempDir::new("spin-behaviour-refused");
+    let dir = temp_dir("spin-behaviour-refused");
     let log = LogCapture::new();
     let host = Host::builder()
         .wasm(spin_test_host::build_component())

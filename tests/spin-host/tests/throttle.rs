@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 
 use serde_json::{Value, json};
-use spin_test_host::fixtures::{PgSchema, TempDir};
 use spin_test_host::{Host, Response, RunningHost};
+use task_api_test_kit::{TempDir, postgres::PgSchema, temp_dir};
 
 const SECRET: &str = "a throttle-test secret that is at least thirty-two bytes";
 
@@ -27,7 +27,7 @@ impl Data {
             None
         };
         Some(Data {
-            dir: TempDir::new("throttle"),
+            dir: temp_dir("throttle"),
             schema,
         })
     }

@@ -1,16 +1,15 @@
-//! Fixtures shared by the tests that serve the component: temporary directories, a fresh
-//! PostgreSQL schema per test, and the conventions for reaching the test database.
+//! The test database, for every suite: where it is, when its tests may be skipped, and a
+//! fresh schema per test.
 //!
-//! PostgreSQL is `TEST_DATABASE_URL`, by default
-//! `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`. When it cannot be reached the
-//! test fails, unless `SKIP_DB_TESTS=1`, which skips it with a message (CI never sets it).
+//! PostgreSQL is `TEST_DATABASE_URL`, by default [`DEFAULT_DATABASE_URL`]. When it cannot be
+//! reached a test fails, unless `SKIP_DB_TESTS=1`, which skips it with a message (CI never
+//! sets it): see [`skip_or_panic`].
 //!
 //! Every URL handed out here carries `sslmode=disable` (added when `TEST_DATABASE_URL` has
-//! no `sslmode`; an explicit one is kept): the host, like Spin, uses TLS for any other
+//! no `sslmode`; an explicit one is kept): the test host, like Spin, uses TLS for any other
 //! `sslmode` and verifies the certificate, which a local server's self-signed (snakeoil)
 //! certificate fails.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The test database when `TEST_DATABASE_URL` is not set.
@@ -79,8 +78,22 @@ pub fn skipping_db() -> bool {
     std::env::var("SKIP_DB_TESTS").is_ok_and(|v| v == "1")
 }
 
+/// What a test does when the test database cannot be reached (`error` says why): `None`,
+/// after a message, when skipping is allowed; otherwise it panics saying how to fix it.
+/// In a function returning an `Option`: `Err(e) => match skip_or_panic(&e)? {}`.
+pub fn skip_or_panic(error: &str) -> Option<std::convert::Infallible> {
+    if skipping_db() {
+        eprintln!("skipping a PostgreSQL test (SKIP_DB_TESTS=1): {error}");
+        return None;
+    }
+    panic!(
+        "PostgreSQL at {} is unreachable: {error}\nStart it (or set TEST_DATABASE_URL), or set SKIP_DB_TESTS=1 to skip these tests.",
+        database_url()
+    )
+}
+
 /// A name no other test of any process uses.
-fn unique(prefix: &str) -> String {
+pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -91,30 +104,6 @@ fn unique(prefix: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// A directory removed when dropped.
-#[derive(Debug)]
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    /// A new empty directory under the system's temporary directory.
-    pub fn new(prefix: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(unique(prefix));
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-        TempDir(dir)
-    }
-
-    /// Its path.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// `host:port` of a `postgres://` URL, as the manifest's `database_host` wants it.
@@ -146,13 +135,7 @@ impl PgSchema {
         let url = database_url();
         let client = match connect(&url).await {
             Ok(c) => c,
-            Err(e) if skipping_db() => {
-                eprintln!("skipping a PostgreSQL test (SKIP_DB_TESTS=1): {e}");
-                return None;
-            }
-            Err(e) => panic!(
-                "PostgreSQL at {url} is unreachable: {e}\nStart it (or set TEST_DATABASE_URL), or set SKIP_DB_TESTS=1 to skip these tests."
-            ),
+            Err(e) => match skip_or_panic(&e.to_string())? {},
         };
         let name = unique(prefix);
         // The name is made here from a prefix, digits and underscores, never from input.
@@ -205,7 +188,7 @@ impl Drop for PgSchema {
 
 /// The fixtures' own connection: plain text for `sslmode=disable`, else TLS with a
 /// verified certificate as the host (and Spin) would connect.
-async fn connect(
+pub async fn connect(
     url: &str,
 ) -> Result<tokio_postgres::Client, Box<dyn std::error::Error + Send + Sync>> {
     if sslmode(url).as_deref() == Some("disable") {

@@ -1,10 +1,11 @@
 //! One behaviour suite for every [`TaskStore`]: the memory store, PostgreSQL and SQLite run
-//! exactly these functions (see `store_memory.rs`, `store_postgres.rs`, `store_sqlite.rs`).
+//! exactly these functions (see `core/tests/store_memory.rs`, `store_postgres.rs`,
+//! `store_sqlite.rs`), and so does the served component through a store that speaks HTTP
+//! (`tests/spin-host/tests/e2e.rs`).
 //!
-//! Each function takes a fresh, empty store. [`suite_tests!`] turns every function into one
+//! Each function takes a fresh, empty store. [`store_suite_tests!`](crate::store_suite_tests) turns every function into one
 //! `#[tokio::test]` given an async factory returning `Option<(guard, store)>` (`None` skips,
 //! the guard is dropped after the test, e.g. to drop a database schema).
-#![allow(dead_code)] // each test crate uses its own subset of the helpers
 
 use task_api_core::{
     Completion, Description, DueDate, IDEMPOTENCY_TTL_MS, Idempotency, IdempotencyKey, ListQuery,
@@ -13,9 +14,11 @@ use task_api_core::{
 };
 
 /// Generates one `#[tokio::test]` per suite function, each on a fresh store from `$fresh`.
-macro_rules! suite_tests {
+/// The crate using it depends on `tokio` (with `macros` and `rt`).
+#[macro_export]
+macro_rules! store_suite_tests {
     ($fresh:path) => {
-        $crate::store_suite::suite_tests!(@each $fresh;
+        $crate::store_suite_tests!(@each $fresh;
             round_trip_of_every_field,
             unknown_ids_are_not_found,
             ordering_and_paging_under_every_sort,
@@ -44,7 +47,6 @@ macro_rules! suite_tests {
         )*
     };
 }
-pub(crate) use suite_tests;
 
 /// An instant well inside the range every store handles.
 pub const T0: i64 = 1_795_256_130_123;
@@ -731,13 +733,13 @@ pub async fn ping_answers<S: TaskStore>(store: &S) {
 // ---------------------------------------------------------------- accounts
 
 /// Generates one `#[tokio::test]` per [`AccountStore`] suite function, each on a fresh store
-/// from `$fresh` (as [`suite_tests!`]).
+/// from `$fresh` (as [`store_suite_tests!`](crate::store_suite_tests)).
 ///
 /// [`AccountStore`]: task_api_core::AccountStore
-#[allow(unused_macros)] // a suite over the HTTP API (tests/spin-host) runs the task suite only
+#[macro_export]
 macro_rules! account_suite_tests {
     ($fresh:path) => {
-        $crate::store_suite::suite_tests!(@each $fresh;
+        $crate::store_suite_tests!(@each $fresh;
             accounts_round_trip,
             accounts_are_found_by_folded_email,
             a_taken_email_is_refused_whatever_its_case,
@@ -747,8 +749,6 @@ macro_rules! account_suite_tests {
         );
     };
 }
-#[allow(unused_imports)]
-pub(crate) use account_suite_tests;
 
 pub fn account(id: &str, email: &str, ms: i64) -> task_api_core::User {
     task_api_core::User {
