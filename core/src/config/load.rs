@@ -207,178 +207,30 @@ impl Config {
     /// assert_eq!(names, ["jwt_secret", "jwt_algorithms"]);
     /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &'static str| -> String {
-            SETTINGS
-                .iter()
-                .find(|s| s.name == name)
-                .map(|s| s.read(&lookup))
-                .unwrap_or_default()
+        let mut r = Reader {
+            lookup,
+            problems: Vec::new(),
         };
-        let mut problems = Vec::new();
-        let mut problem = |setting: &'static str, message: String| {
-            problems.push(ConfigProblem { setting, message });
-        };
-
         // Accounts first: they need the secret and HS256.
-        let accounts = parse_flag(&get("accounts"));
-        if accounts.is_none() {
-            problem("accounts", "must be true or false".into());
-        }
-
+        let accounts = r.flag(Name::Accounts);
         let accounts_on = accounts == Some(true);
-        let token_ttl = get("access_token_ttl")
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|t| (MIN_ACCESS_TOKEN_TTL_SECS..=MAX_ACCESS_TOKEN_TTL_SECS).contains(t));
-        if token_ttl.is_none() {
-            problem(
-                "access_token_ttl",
-                format!(
-                    "must be a whole number of seconds from {MIN_ACCESS_TOKEN_TTL_SECS} to {MAX_ACCESS_TOKEN_TTL_SECS}"
-                ),
-            );
-        }
-
+        let token_ttl = r.seconds(
+            Name::AccessTokenTtl,
+            MIN_ACCESS_TOKEN_TTL_SECS..=MAX_ACCESS_TOKEN_TTL_SECS,
+        );
         // The key set next: whether one is configured decides whether the secret is
         // required.
-        let jwks_raw = get("jwt_jwks");
-        let url_raw = get("jwt_jwks_url");
-        let has_jwks = !jwks_raw.is_empty() || !url_raw.is_empty();
-        let inline = if jwks_raw.is_empty() {
-            None
-        } else {
-            JwkSet::parse(&jwks_raw)
-                .map_err(|e| problem("jwt_jwks", format!("is not a usable JWKS: {e}")))
-                .ok()
-        };
-        let url = if url_raw.is_empty() {
-            None
-        } else {
-            if !jwks_raw.is_empty() {
-                problem(
-                    "jwt_jwks_url",
-                    "cannot be set together with jwt_jwks: pin the keys or fetch them".into(),
-                );
-            }
-            let url = url_raw.trim().to_owned();
-            if !is_http_url(&url) {
-                problem(
-                    "jwt_jwks_url",
-                    "must be an https:// or http:// URL with a host".into(),
-                );
-            }
-            Some(url)
-        };
-        let jwks_ttl_secs = get("jwt_jwks_ttl")
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|t| (1..=MAX_JWKS_TTL_SECS).contains(t));
-        if jwks_ttl_secs.is_none() {
-            problem(
-                "jwt_jwks_ttl",
-                format!("must be a whole number of seconds from 1 to {MAX_JWKS_TTL_SECS}"),
-            );
-        }
-
-        let secret_raw = get("jwt_secret");
-        let secret_set = !secret_raw.is_empty();
-        let secret = if !secret_set {
-            if !has_jwks {
-                problem(
-                    "jwt_secret",
-                    "is required unless jwt_jwks or jwt_jwks_url is set".into(),
-                );
-            } else if accounts_on {
-                problem(
-                    "jwt_secret",
-                    "is required when accounts is true: it signs the tokens the service issues"
-                        .into(),
-                );
-            }
-            None
-        } else {
-            JwtSecret::new(secret_raw).or_else(|| {
-                problem(
-                    "jwt_secret",
-                    format!("must be at least {MIN_SECRET_BYTES} bytes"),
-                );
-                None
-            })
-        };
-
-        // `None`: not set, the accepted algorithms follow the secret and the key set.
-        let algorithms: Result<Option<Vec<Algorithm>>, ()> = {
-            let raw = get("jwt_algorithms");
-            match list(&raw).map(Algorithm::parse).collect::<Option<Vec<_>>>() {
-                Some(a) if a.is_empty() => Ok(None),
-                Some(a) => Ok(Some(a)),
-                None => {
-                    problem(
-                        "jwt_algorithms",
-                        "must list one or more of HS256, HS384, HS512, EdDSA, ES256, RS256".into(),
-                    );
-                    Err(())
-                }
-            }
-        };
-        if let Ok(Some(listed)) = &algorithms {
-            if accounts_on && !listed.contains(&Algorithm::HS256) {
-                problem(
-                    "accounts",
-                    "needs HS256 among jwt_algorithms: the service signs the tokens it issues with HS256"
-                        .into(),
-                );
-            }
-            let asymmetric = listed.iter().any(|a| !a.is_hmac());
-            if asymmetric && !has_jwks {
-                problem(
-                    "jwt_algorithms",
-                    "lists EdDSA, ES256 or RS256, which need jwt_jwks or jwt_jwks_url".into(),
-                );
-            }
-            if has_jwks && !asymmetric {
-                problem(
-                    "jwt_algorithms",
-                    "lists none of EdDSA, ES256, RS256, so the keys of jwt_jwks or jwt_jwks_url would never be used"
-                        .into(),
-                );
-            }
-            if has_jwks && !secret_set && listed.iter().any(|a| a.is_hmac()) {
-                problem(
-                    "jwt_secret",
-                    "is required when jwt_algorithms lists HS256, HS384 or HS512".into(),
-                );
-            }
-        }
-
-        let issuer_raw = get("jwt_issuer");
-        let audience_raw = get("jwt_audience");
-        let issuers: HashSet<String> = list(&issuer_raw).map(str::to_owned).collect();
-        let audiences: HashSet<String> = list(&audience_raw).map(str::to_owned).collect();
-
-        let cors = CorsOrigins::parse(&get("cors_origins")).map_err(|m| problem("cors_origins", m));
-
-        let addr_header = get("client_addr_header").trim().to_ascii_lowercase();
-        let client_addr_header = if addr_header.is_empty() {
-            None
-        } else if http::HeaderName::from_bytes(addr_header.as_bytes()).is_ok() {
-            Some(addr_header)
-        } else {
-            problem(
-                "client_addr_header",
-                "must be a header name, like x-forwarded-for".into(),
-            );
-            None
-        };
-
-        let web_ui = parse_flag(&get("web_ui"));
-        if web_ui.is_none() {
-            problem("web_ui", "must be true or false".into());
-        }
+        let keys = r.key_set();
+        let secret = r.secret(keys.configured, accounts_on);
+        let algorithms = r.algorithms(accounts_on, keys.configured, secret.is_some());
+        let identity = Identity::read(&r);
+        let cors = CorsOrigins::parse(&r.get(Name::CorsOrigins))
+            .map_err(|m| r.problem(Name::CorsOrigins, m));
+        let client_addr_header = r.client_addr_header();
+        let web_ui = r.flag(Name::WebUi);
 
         // Report in SETTINGS order, each setting's problems in the order found.
+        let mut problems = r.problems;
         problems.sort_by_key(|p| SETTINGS.iter().position(|s| s.name == p.setting));
         let (
             Ok(algorithms),
@@ -392,7 +244,7 @@ impl Config {
             algorithms,
             cors,
             accounts,
-            jwks_ttl_secs,
+            keys.ttl_secs,
             token_ttl,
             web_ui,
             problems.is_empty(),
@@ -400,39 +252,19 @@ impl Config {
         else {
             return Err(ConfigError { problems });
         };
+        let secret = secret.and_then(Result::ok);
         // Issued tokens name the first configured issuer and audience.
         let tokens = secret.clone().map(|secret| TokenSettings {
             secret,
             ttl_secs: token_ttl,
-            issuer: list(&issuer_raw).next().map(str::to_owned),
-            audience: list(&audience_raw).next().map(str::to_owned),
+            issuer: identity.first_issuer.clone(),
+            audience: identity.first_audience.clone(),
         });
-        let mut verifier = match (secret, inline) {
-            (Some(secret), Some(keys)) => JwtVerifier::new(secret).with_jwks(keys),
-            (None, Some(keys)) => JwtVerifier::from_jwks(keys),
-            (secret, None) if url.is_some() => JwtVerifier::awaiting_jwks(secret),
-            (Some(secret), None) => JwtVerifier::new(secret),
+        let Some(verifier) = verifier(secret, keys.inline, keys.url.is_some(), algorithms) else {
             // A missing secret without a key set was reported above.
-            (None, None) => return Err(ConfigError { problems }),
+            return Err(ConfigError { problems });
         };
-        if let Some(algorithms) = algorithms {
-            verifier = verifier.with_algorithms(algorithms);
-        }
-        if !issuers.is_empty() {
-            verifier = verifier.with_issuers(issuers);
-        }
-        // An identity provider signs tokens for every application it serves with the same
-        // keys; only `aud` tells them apart.
-        let mut warnings = Vec::new();
-        if has_jwks && audiences.is_empty() {
-            warnings.push(
-                "jwt_audience is empty: tokens that the JWKS's identity provider signed for any \
-                 other application are accepted too; set it (Better Auth: its base URL)",
-            );
-        }
-        if !audiences.is_empty() {
-            verifier = verifier.with_audiences(audiences);
-        }
+        let (verifier, warnings) = identity.apply(verifier, keys.configured);
         Ok(Config {
             warnings,
             verifier,
@@ -442,7 +274,7 @@ impl Config {
             password_cost: PasswordCost::DEFAULT,
             client_addr_header,
             web_ui,
-            jwks_url: url,
+            jwks_url: keys.url,
             jwks_ttl_secs,
         })
     }
@@ -623,6 +455,300 @@ impl Config {
     }
 }
 
+/// The core's settings by name, in [`SETTINGS`] order: a closed set, so that reading a
+/// setting under a misspelt name does not compile (a string name would silently read as
+/// empty, which is the default of most settings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Name {
+    JwtSecret,
+    JwtAlgorithms,
+    JwtIssuer,
+    JwtAudience,
+    JwtJwks,
+    JwtJwksUrl,
+    JwtJwksTtl,
+    CorsOrigins,
+    Accounts,
+    AccessTokenTtl,
+    ClientAddrHeader,
+    WebUi,
+}
+
+impl Name {
+    /// Every name, in [`SETTINGS`] order (a test checks that the two lists agree).
+    #[cfg(test)]
+    const ALL: [Name; SETTINGS.len()] = [
+        Name::JwtSecret,
+        Name::JwtAlgorithms,
+        Name::JwtIssuer,
+        Name::JwtAudience,
+        Name::JwtJwks,
+        Name::JwtJwksUrl,
+        Name::JwtJwksTtl,
+        Name::CorsOrigins,
+        Name::Accounts,
+        Name::AccessTokenTtl,
+        Name::ClientAddrHeader,
+        Name::WebUi,
+    ];
+
+    fn setting(self) -> Setting {
+        SETTINGS[self as usize]
+    }
+
+    fn as_str(self) -> &'static str {
+        self.setting().name
+    }
+}
+
+/// One reading of the settings through a host's lookup, and every problem found so far.
+struct Reader<F> {
+    lookup: F,
+    problems: Vec<ConfigProblem>,
+}
+
+/// The key set's settings, read: an inline set (`jwt_jwks`) or a URL to fetch one from.
+struct KeySetSettings {
+    /// Whether either is set (then the secret is optional).
+    configured: bool,
+    inline: Option<JwkSet>,
+    url: Option<String>,
+    ttl_secs: Option<u64>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<F> {
+    /// The value of `name`, or its default.
+    fn get(&self, name: Name) -> String {
+        name.setting().read(&self.lookup)
+    }
+
+    fn problem(&mut self, name: Name, message: impl Into<String>) {
+        self.problems.push(ConfigProblem {
+            setting: name.as_str(),
+            message: message.into(),
+        });
+    }
+
+    /// A yes-or-no setting ([`parse_flag`]).
+    fn flag(&mut self, name: Name) -> Option<bool> {
+        let value = parse_flag(&self.get(name));
+        if value.is_none() {
+            self.problem(name, "must be true or false");
+        }
+        value
+    }
+
+    /// A number of seconds within `range`.
+    fn seconds(&mut self, name: Name, range: std::ops::RangeInclusive<u64>) -> Option<u64> {
+        let value = self
+            .get(name)
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|t| range.contains(t));
+        if value.is_none() {
+            self.problem(
+                name,
+                format!(
+                    "must be a whole number of seconds from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+        }
+        value
+    }
+
+    /// `jwt_jwks`, `jwt_jwks_url` and `jwt_jwks_ttl`.
+    fn key_set(&mut self) -> KeySetSettings {
+        let jwks_raw = self.get(Name::JwtJwks);
+        let url_raw = self.get(Name::JwtJwksUrl);
+        let inline = if jwks_raw.is_empty() {
+            None
+        } else {
+            JwkSet::parse(&jwks_raw)
+                .map_err(|e| self.problem(Name::JwtJwks, format!("is not a usable JWKS: {e}")))
+                .ok()
+        };
+        let url = if url_raw.is_empty() {
+            None
+        } else {
+            if !jwks_raw.is_empty() {
+                self.problem(
+                    Name::JwtJwksUrl,
+                    "cannot be set together with jwt_jwks: pin the keys or fetch them",
+                );
+            }
+            let url = url_raw.trim().to_owned();
+            if !is_http_url(&url) {
+                self.problem(
+                    Name::JwtJwksUrl,
+                    "must be an https:// or http:// URL with a host",
+                );
+            }
+            Some(url)
+        };
+        let ttl_secs = self.seconds(Name::JwtJwksTtl, 1..=MAX_JWKS_TTL_SECS);
+        KeySetSettings {
+            configured: !jwks_raw.is_empty() || !url_raw.is_empty(),
+            inline,
+            url,
+            ttl_secs,
+        }
+    }
+
+    /// `jwt_secret`: `None` when it is not set, `Some(Err(()))` when it is set but unusable
+    /// (reported).
+    fn secret(&mut self, has_jwks: bool, accounts_on: bool) -> Option<Result<JwtSecret, ()>> {
+        let raw = self.get(Name::JwtSecret);
+        if raw.is_empty() {
+            if !has_jwks {
+                self.problem(
+                    Name::JwtSecret,
+                    "is required unless jwt_jwks or jwt_jwks_url is set",
+                );
+            } else if accounts_on {
+                self.problem(
+                    Name::JwtSecret,
+                    "is required when accounts is true: it signs the tokens the service issues",
+                );
+            }
+            return None;
+        }
+        Some(JwtSecret::new(raw).ok_or_else(|| {
+            self.problem(
+                Name::JwtSecret,
+                format!("must be at least {MIN_SECRET_BYTES} bytes"),
+            )
+        }))
+    }
+
+    /// `jwt_algorithms`, checked against the keys, the secret and the accounts: `Ok(None)`
+    /// when it is not set (the accepted algorithms then follow the secret and the key set).
+    fn algorithms(
+        &mut self,
+        accounts_on: bool,
+        has_jwks: bool,
+        secret_set: bool,
+    ) -> Result<Option<Vec<Algorithm>>, ()> {
+        let raw = self.get(Name::JwtAlgorithms);
+        let listed = match list(&raw).map(Algorithm::parse).collect::<Option<Vec<_>>>() {
+            Some(a) if a.is_empty() => return Ok(None),
+            Some(a) => a,
+            None => {
+                self.problem(
+                    Name::JwtAlgorithms,
+                    "must list one or more of HS256, HS384, HS512, EdDSA, ES256, RS256",
+                );
+                return Err(());
+            }
+        };
+        if accounts_on && !listed.contains(&Algorithm::HS256) {
+            self.problem(
+                Name::Accounts,
+                "needs HS256 among jwt_algorithms: the service signs the tokens it issues with HS256",
+            );
+        }
+        let asymmetric = listed.iter().any(|a| !a.is_hmac());
+        if asymmetric && !has_jwks {
+            self.problem(
+                Name::JwtAlgorithms,
+                "lists EdDSA, ES256 or RS256, which need jwt_jwks or jwt_jwks_url",
+            );
+        }
+        if has_jwks && !asymmetric {
+            self.problem(
+                Name::JwtAlgorithms,
+                "lists none of EdDSA, ES256, RS256, so the keys of jwt_jwks or jwt_jwks_url would never be used",
+            );
+        }
+        if has_jwks && !secret_set && listed.iter().any(|a| a.is_hmac()) {
+            self.problem(
+                Name::JwtSecret,
+                "is required when jwt_algorithms lists HS256, HS384 or HS512",
+            );
+        }
+        Ok(Some(listed))
+    }
+
+    /// `client_addr_header`, lower-cased: `None` when it is not set.
+    fn client_addr_header(&mut self) -> Option<String> {
+        let header = self.get(Name::ClientAddrHeader).trim().to_ascii_lowercase();
+        if header.is_empty() {
+            return None;
+        }
+        if http::HeaderName::from_bytes(header.as_bytes()).is_ok() {
+            return Some(header);
+        }
+        self.problem(
+            Name::ClientAddrHeader,
+            "must be a header name, like x-forwarded-for",
+        );
+        None
+    }
+}
+
+/// `jwt_issuer` and `jwt_audience`: the values a token's `iss` and `aud` must be among.
+struct Identity {
+    issuers: HashSet<String>,
+    audiences: HashSet<String>,
+    first_issuer: Option<String>,
+    first_audience: Option<String>,
+}
+
+impl Identity {
+    fn read<F: Fn(&str) -> Option<String>>(r: &Reader<F>) -> Identity {
+        let (issuer, audience) = (r.get(Name::JwtIssuer), r.get(Name::JwtAudience));
+        Identity {
+            issuers: list(&issuer).map(str::to_owned).collect(),
+            audiences: list(&audience).map(str::to_owned).collect(),
+            first_issuer: list(&issuer).next().map(str::to_owned),
+            first_audience: list(&audience).next().map(str::to_owned),
+        }
+    }
+
+    /// `verifier` checking the issuers and audiences, and the warning for a key set without
+    /// an audience: an identity provider signs the tokens of every application it serves
+    /// with the same keys, and only `aud` tells them apart.
+    fn apply(self, mut verifier: JwtVerifier, has_jwks: bool) -> (JwtVerifier, Vec<&'static str>) {
+        if !self.issuers.is_empty() {
+            verifier = verifier.with_issuers(self.issuers);
+        }
+        let mut warnings = Vec::new();
+        if has_jwks && self.audiences.is_empty() {
+            warnings.push(
+                "jwt_audience is empty: tokens that the JWKS's identity provider signed for any \
+                 other application are accepted too; set it (Better Auth: its base URL)",
+            );
+        }
+        if !self.audiences.is_empty() {
+            verifier = verifier.with_audiences(self.audiences);
+        }
+        (verifier, warnings)
+    }
+}
+
+/// The verifier for the secret and the key set (inline, or `awaiting` a fetched one), with
+/// the listed algorithms; `None` without either (a problem already reported).
+fn verifier(
+    secret: Option<JwtSecret>,
+    inline: Option<JwkSet>,
+    awaiting: bool,
+    algorithms: Option<Vec<Algorithm>>,
+) -> Option<JwtVerifier> {
+    let verifier = match (secret, inline) {
+        (Some(secret), Some(keys)) => JwtVerifier::new(secret).with_jwks(keys),
+        (None, Some(keys)) => JwtVerifier::from_jwks(keys),
+        (secret, None) if awaiting => JwtVerifier::awaiting_jwks(secret),
+        (Some(secret), None) => JwtVerifier::new(secret),
+        (None, None) => return None,
+    };
+    Some(match algorithms {
+        Some(algorithms) => verifier.with_algorithms(algorithms),
+        None => verifier,
+    })
+}
+
 fn list(s: &str) -> impl Iterator<Item = &str> {
     s.split(',').map(str::trim).filter(|x| !x.is_empty())
 }
@@ -654,6 +780,13 @@ mod tests {
     }
 
     const GOOD: (&str, &str) = ("jwt_secret", "0123456789abcdef0123456789abcdef");
+
+    #[test]
+    fn setting_names_follow_settings_order() {
+        let names: Vec<_> = Name::ALL.iter().map(|n| n.as_str()).collect();
+        let settings: Vec<_> = SETTINGS.iter().map(|s| s.name).collect();
+        assert_eq!(names, settings);
+    }
 
     #[test]
     fn secret_alone_is_enough() {
