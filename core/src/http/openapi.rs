@@ -91,15 +91,54 @@ fn document() -> Value {
 /// The operations of one path. `user` names the `{user_id}` parameter of a user-scoped
 /// task base; `None` elsewhere.
 fn path_item(endpoint: Endpoint, suffix: &str, user: Option<&str>) -> Value {
-    let mut item = Map::new();
-    let mut params = Vec::new();
-    if let Some(user) = user {
-        params.push(json!({ "$ref": format!("#/components/parameters/{user}") }));
+    let base = Base { suffix, user };
+    let (mut item, params) = match endpoint {
+        Endpoint::Health
+        | Endpoint::Ready
+        | Endpoint::Index
+        | Endpoint::WebAsset
+        | Endpoint::OpenApi => (service_item(endpoint, suffix), Vec::new()),
+        Endpoint::Register | Endpoint::Login | Endpoint::Logout | Endpoint::Me => {
+            (account_item(endpoint, &base), Vec::new())
+        }
+        Endpoint::TaskCollection => (collection_item(&base), base.parameters(false)),
+        Endpoint::TaskItem => (task_item(&base), base.parameters(true)),
+        Endpoint::TaskCompletion => (completion_item(&base), base.parameters(true)),
+    };
+    if !params.is_empty() {
+        item.insert("parameters".into(), Value::Array(params));
     }
-    let scoped = user.is_some();
-    let op = |id: &str, summary: &str, extra: Value| -> Value {
+    Value::Object(item)
+}
+
+/// One of the four bases a task route is served under: its operation ids' `suffix`, and
+/// the `{user_id}` parameter of a user-scoped base.
+struct Base<'a> {
+    suffix: &'a str,
+    user: Option<&'a str>,
+}
+
+impl Base<'_> {
+    fn scoped(&self) -> bool {
+        self.user.is_some()
+    }
+
+    /// The path's parameters: the base's user, then the task id.
+    fn parameters(&self, task_id: bool) -> Vec<Value> {
+        let mut params = Vec::new();
+        if let Some(user) = self.user {
+            params.push(json!({ "$ref": format!("#/components/parameters/{user}") }));
+        }
+        if task_id {
+            params.push(json!({ "$ref": "#/components/parameters/TaskId" }));
+        }
+        params
+    }
+
+    /// An operation behind the bearer token, named for this base.
+    fn op(&self, id: &str, summary: &str, extra: Value) -> Value {
         let mut o = json!({
-            "operationId": format!("{id}{suffix}"),
+            "operationId": format!("{id}{}", self.suffix),
             "summary": summary,
             "security": [{ "bearer": [] }],
         });
@@ -107,27 +146,37 @@ fn path_item(endpoint: Endpoint, suffix: &str, user: Option<&str>) -> Value {
             o.extend(extra);
         }
         o
-    };
-    // A task route's 400, and the statuses every task route shares: a user-scoped base adds
-    // the path user's 400 and the 403.
-    let bad_request = |what: &str| -> Value {
-        if scoped {
+    }
+
+    /// A task route's 400: a user-scoped base adds the path user's.
+    fn bad_request(&self, what: &str) -> Value {
+        if self.scoped() {
             problem(&format!(
                 "{what}; or the path's user_id is not a user id (invalid_parameter naming user_id)"
             ))
         } else {
             problem(what)
         }
-    };
-    let task_shared = |extra: &[&'static str]| -> Vec<&'static str> {
+    }
+
+    /// The statuses every task route shares, and `extra`: a user-scoped base adds the 403.
+    fn task_shared(&self, extra: &[&'static str]) -> Vec<&'static str> {
         let mut s = vec!["401", "500", "503"];
-        if scoped {
+        if self.scoped() {
             s.push("403");
         }
         s.extend_from_slice(extra);
         s
-    };
-    let bad_tags = "If-Match is not * or a list of entity tags (invalid_header)";
+    }
+}
+
+/// The 400 of a malformed `If-Match`.
+const BAD_TAGS: &str = "If-Match is not * or a list of entity tags (invalid_header)";
+
+/// The service's own routes: health, readiness, the index, the web page's files, this
+/// document.
+fn service_item(endpoint: Endpoint, suffix: &str) -> Map<String, Value> {
+    let mut item = Map::new();
     match endpoint {
         Endpoint::Health => {
             item.insert(
@@ -183,6 +232,18 @@ fn path_item(endpoint: Endpoint, suffix: &str, user: Option<&str>) -> Value {
                 "responses": { "200": { "description": "The OpenAPI document", "content": { "application/json": {} } } }
             }));
         }
+        _ => unreachable!("path_item sends only the service's routes here"),
+    }
+    item
+}
+
+/// The built-in accounts' routes.
+fn account_item(endpoint: Endpoint, base: &Base<'_>) -> Map<String, Value> {
+    let (suffix, op) = (base.suffix, |id: &str, summary: &str, extra: Value| {
+        base.op(id, summary, extra)
+    });
+    let mut item = Map::new();
+    match endpoint {
         Endpoint::Register | Endpoint::Login => {
             let (id, summary, mut ok) = if endpoint == Endpoint::Register {
                 (
@@ -231,28 +292,35 @@ fn path_item(endpoint: Endpoint, suffix: &str, user: Option<&str>) -> Value {
                 }), &["401", "500", "503"]),
             })));
         }
-        Endpoint::TaskCollection => {
-            let list_params: Vec<Value> = [
-                "Status",
-                "Priority",
-                "Q",
-                "DueBefore",
-                "DueAfter",
-                "Sort",
-                "Limit",
-                "Cursor",
-            ]
-            .iter()
-            .map(|p| json!({ "$ref": format!("#/components/parameters/{p}") }))
-            .collect();
-            item.insert("get".into(), op("listTasks", "List the user's tasks", json!({
+        _ => unreachable!("path_item sends only the accounts' routes here"),
+    }
+    item
+}
+
+/// `/tasks`: list, create, clear the completed.
+fn collection_item(base: &Base<'_>) -> Map<String, Value> {
+    let mut item = Map::new();
+    let list_params: Vec<Value> = [
+        "Status",
+        "Priority",
+        "Q",
+        "DueBefore",
+        "DueAfter",
+        "Sort",
+        "Limit",
+        "Cursor",
+    ]
+    .iter()
+    .map(|p| json!({ "$ref": format!("#/components/parameters/{p}") }))
+    .collect();
+    item.insert("get".into(), base.op("listTasks", "List the user's tasks", json!({
                 "parameters": list_params,
                 "responses": responses(json!({
                     "200": { "description": "One page", "content": json_of("TaskList") },
-                    "400": bad_request("A query parameter is not valid, or is empty, or a cursor was not issued for this query; each is named in errors (invalid_parameter)"),
-                }), &task_shared(&[])),
+                    "400": base.bad_request("A query parameter is not valid, or is empty, or a cursor was not issued for this query; each is named in errors (invalid_parameter)"),
+                }), &base.task_shared(&[])),
             })));
-            item.insert("post".into(), op("createTask", "Create a task", json!({
+    item.insert("post".into(), base.op("createTask", "Create a task", json!({
                 "parameters": [{ "$ref": "#/components/parameters/IdempotencyKey" }],
                 "requestBody": { "required": true, "content": json_of("NewTask") },
                 "responses": responses(json!({
@@ -263,70 +331,71 @@ fn path_item(endpoint: Endpoint, suffix: &str, user: Option<&str>) -> Value {
                                  "Idempotent-Replayed": { "description": "On a replay only", "schema": { "const": "true" } },
                              },
                              "content": json_of("TaskItem") },
-                    "400": bad_request(&format!("Malformed JSON or not an object (malformed_body), or an Idempotency-Key that is not 1 to {IDEMPOTENCY_KEY_MAX_CHARS} printable ASCII characters (invalid_header)")),
+                    "400": base.bad_request(&format!("Malformed JSON or not an object (malformed_body), or an Idempotency-Key that is not 1 to {IDEMPOTENCY_KEY_MAX_CHARS} printable ASCII characters (invalid_header)")),
                     "404": problem("A replay (same Idempotency-Key and body) of a create whose task was deleted since"),
                     "422": problem("Validation failed (validation_failed), or the Idempotency-Key was used with another body in the last 24 hours (idempotency_key_reused)"),
-                }), &task_shared(&["413", "415"])),
+                }), &base.task_shared(&["413", "415"])),
             })));
-            item.insert("delete".into(), op("clearCompletedTasks", "Delete the user's completed tasks (status=completed is required)", json!({
+    item.insert("delete".into(), base.op("clearCompletedTasks", "Delete the user's completed tasks (status=completed is required)", json!({
                 "parameters": [{ "name": "status", "in": "query", "required": true, "schema": { "const": "completed" } }],
                 "responses": responses(json!({
                     "200": { "description": "How many were deleted", "content": json_of("Deleted") },
-                    "400": bad_request("status=completed is missing (invalid_parameter naming status)"),
-                }), &task_shared(&[])),
+                    "400": base.bad_request("status=completed is missing (invalid_parameter naming status)"),
+                }), &base.task_shared(&[])),
             })));
-        }
-        Endpoint::TaskItem => {
-            params.push(json!({ "$ref": "#/components/parameters/TaskId" }));
-            item.insert("get".into(), op("getTask", "One task", json!({
+    item
+}
+
+/// `/tasks/{id}`: read, update, delete.
+fn task_item(base: &Base<'_>) -> Map<String, Value> {
+    let mut item = Map::new();
+    item.insert("get".into(), base.op("getTask", "One task", json!({
                 "parameters": [{ "$ref": "#/components/parameters/IfNoneMatch" }],
                 "responses": responses(json!({
                     "200": task_response("The task"),
                     "304": { "description": "Not modified (If-None-Match matched)", "headers": { "ETag": { "$ref": "#/components/headers/ETag" } } },
-                    "400": bad_request("If-None-Match is not * or a list of entity tags (invalid_header)"),
-                }), &task_shared(&["404"])),
+                    "400": base.bad_request("If-None-Match is not * or a list of entity tags (invalid_header)"),
+                }), &base.task_shared(&["404"])),
             })));
-            for (method, id) in [("put", "replaceTask"), ("patch", "updateTask")] {
-                item.insert(method.into(), op(id, "Partial update: fields sent change, fields absent stay", json!({
+    for (method, id) in [("put", "replaceTask"), ("patch", "updateTask")] {
+        item.insert(method.into(), base.op(id, "Partial update: fields sent change, fields absent stay", json!({
                     "parameters": [{ "$ref": "#/components/parameters/IfMatch" }],
                     "requestBody": { "required": true, "content": json_of("TaskUpdate") },
                     "responses": responses(json!({
                         "200": task_response("The task as updated"),
-                        "400": bad_request(&format!("Malformed JSON or not an object (malformed_body), or {bad_tags}")),
-                    }), &task_shared(&["404", "412", "413", "415", "422"])),
+                        "400": base.bad_request(&format!("Malformed JSON or not an object (malformed_body), or {BAD_TAGS}")),
+                    }), &base.task_shared(&["404", "412", "413", "415", "422"])),
                 })));
-            }
-            item.insert(
-                "delete".into(),
-                op(
-                    "deleteTask",
-                    "Delete a task",
-                    json!({
-                        "parameters": [{ "$ref": "#/components/parameters/IfMatch" }],
-                        "responses": responses(json!({
-                            "204": { "description": "Deleted" },
-                            "400": bad_request(bad_tags),
-                        }), &task_shared(&["404", "412"])),
-                    }),
-                ),
-            );
-        }
-        Endpoint::TaskCompletion => {
-            params.push(json!({ "$ref": "#/components/parameters/TaskId" }));
-            item.insert("patch".into(), op("completeTask", "No body or {}: toggle; {\"completed\": bool}: set", json!({
+    }
+    item.insert(
+        "delete".into(),
+        base.op(
+            "deleteTask",
+            "Delete a task",
+            json!({
+                "parameters": [{ "$ref": "#/components/parameters/IfMatch" }],
+                "responses": responses(json!({
+                    "204": { "description": "Deleted" },
+                    "400": base.bad_request(BAD_TAGS),
+                }), &base.task_shared(&["404", "412"])),
+            }),
+        ),
+    );
+    item
+}
+
+/// `/tasks/{id}/complete` (and its alias): toggle or set.
+fn completion_item(base: &Base<'_>) -> Map<String, Value> {
+    let mut item = Map::new();
+    item.insert("patch".into(), base.op("completeTask", "No body or {}: toggle; {\"completed\": bool}: set", json!({
                 "parameters": [{ "$ref": "#/components/parameters/IfMatch" }],
                 "requestBody": { "required": false, "description": "May be left out, whatever the Content-Type", "content": json_of("Completion") },
                 "responses": responses(json!({
                     "200": task_response("The task as changed"),
-                    "400": bad_request(&format!("Malformed JSON or not an object (malformed_body), or {bad_tags}")),
-                }), &task_shared(&["404", "412", "413", "415", "422"])),
+                    "400": base.bad_request(&format!("Malformed JSON or not an object (malformed_body), or {BAD_TAGS}")),
+                }), &base.task_shared(&["404", "412", "413", "415", "422"])),
             })));
-        }
-    }
-    if !params.is_empty() {
-        item.insert("parameters".into(), Value::Array(params));
-    }
-    Value::Object(item)
+    item
 }
 
 fn json_of(schema: &str) -> Value {
