@@ -82,25 +82,7 @@ mod on_postgres {
         super::serve(super::Db::Postgres, settings).expect("PostgreSQL answered a moment ago")
     }
 
-    /// Whether PostgreSQL answers (each test probes, so that a skip is a message, not a
-    /// failure, under `SKIP_DB_TESTS=1`).
-    fn reachable() -> bool {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(async {
-            match task_api_test_kit::postgres::connect(&task_api_test_kit::postgres::database_url())
-                .await
-            {
-                Ok(_) => true,
-                Err(e) => match task_api_test_kit::postgres::skip_or_panic(&e.to_string()) {
-                    None => false,
-                    Some(never) => match never {},
-                },
-            }
-        })
-    }
+    use task_api_test_kit::postgres::reachable;
 
     task_api_test_kit::contract_tests!(start, if reachable);
 }
