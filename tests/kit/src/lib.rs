@@ -11,7 +11,7 @@
 //! [`SECRET`] unless the settings name it — and returns an [`Http`] transport to its base
 //! URL, keeping the server alive with it. Then instantiate the suite in a test file:
 //!
-//! ```ignore
+//! ```text
 //! fn start(settings: &[(&str, &str)]) -> task_api_test_kit::Http {
 //!     let mut vars = vec![("jwt_secret", task_api_test_kit::SECRET)];
 //!     vars.extend_from_slice(settings);
