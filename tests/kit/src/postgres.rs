@@ -203,6 +203,25 @@ pub async fn connect(
     Ok(client)
 }
 
+/// Whether the test database answers, for a suite that must skip with a message rather
+/// than fail under `SKIP_DB_TESTS=1` (it panics otherwise, as [`skip_or_panic`] does). Its
+/// own runtime, so that it can run before the suite starts one.
+pub fn reachable() -> bool {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        match connect(&database_url()).await {
+            Ok(_) => true,
+            Err(e) => match skip_or_panic(&e.to_string()) {
+                None => false,
+                Some(never) => match never {},
+            },
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::{database_url, host_port, sslmode, with_sslmode};
@@ -237,23 +256,4 @@ mod tests {
         assert_eq!(sslmode("postgres://u@h/db"), None);
         assert_eq!(host_port("postgres://u@h/db?sslmode=disable"), "h:5432");
     }
-}
-
-/// Whether the test database answers, for a suite that must skip with a message rather
-/// than fail under `SKIP_DB_TESTS=1` (it panics otherwise, as [`skip_or_panic`] does). Its
-/// own runtime, so that it can run before the suite starts one.
-pub fn reachable() -> bool {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        match connect(&database_url()).await {
-            Ok(_) => true,
-            Err(e) => match skip_or_panic(&e.to_string()) {
-                None => false,
-                Some(never) => match never {},
-            },
-        }
-    })
 }
