@@ -60,40 +60,20 @@ fn serve(db: Db, settings: &[(&str, &str)]) -> Option<Http> {
     };
     let settings = task_api_axum::Settings::from_lookup(lookup).expect("the settings");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let addr = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a port");
-        let addr = listener.local_addr().expect("the address");
-        let router = task_api_axum::router(settings)
-            .await
-            .expect("the server starts");
-        tokio::spawn(async move {
-            axum_serve(listener, router, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        addr
-    });
+    // Bound before the server starts: requests sent while it migrates wait in the backlog.
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("a port");
+    let addr = listener.local_addr().expect("the address");
+    runtime.spawn(task_api_axum::serve_until(listener, settings, async {
+        let _ = stopped.await;
+    }));
     Some(Http::new(&format!("http://{addr}")).keeping(Served {
         _stop: stop,
         _runtime: runtime,
         _schema: schema,
         _dir: dir,
     }))
-}
-
-/// The router served with the peer's address, as `task_api_axum::serve` serves it.
-async fn axum_serve(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) {
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let _ = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await;
 }
 
 mod on_sqlite {

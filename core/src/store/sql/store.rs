@@ -110,13 +110,18 @@ impl<E: Executor> SqlStore<E> {
         self.executor
     }
 
-    async fn query(&self, st: Statement) -> Result<Vec<Vec<SqlValue>>, StoreError> {
-        let rows = if st.always_returns_a_row {
+    /// Sends a row-returning statement, behind the guard against empty results unless it
+    /// always returns a row.
+    async fn rows(&self, st: &Statement) -> Result<Vec<Vec<SqlValue>>, DbError> {
+        if st.always_returns_a_row {
             self.executor.query(&st.sql, &st.params).await
         } else {
             query_guarded(&self.executor, self.dialect, &st.sql, &st.params).await
-        };
-        rows.map_err(|e| self.seen(e))
+        }
+    }
+
+    async fn query(&self, st: Statement) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+        self.rows(&st).await.map_err(|e| self.seen(e))
     }
 
     async fn execute(&self, st: Statement) -> Result<u64, StoreError> {
@@ -184,12 +189,7 @@ impl<E: Executor> SqlStore<E> {
     /// Runs a statement that inserts a task with a fresh id: the rows it returned, or
     /// [`Insert::IdTaken`] when a task already has that id (the statement changed nothing).
     async fn insert_query(&self, st: Statement) -> Result<Insert<Vec<Vec<SqlValue>>>, StoreError> {
-        let rows = if st.always_returns_a_row {
-            self.executor.query(&st.sql, &st.params).await
-        } else {
-            query_guarded(&self.executor, self.dialect, &st.sql, &st.params).await
-        };
-        match rows {
+        match self.rows(&st).await {
             Ok(rows) => Ok(Insert::Done(rows)),
             // The only unique constraint these statements can break is the task's primary
             // key: the key's conflicts are `ON CONFLICT` clauses.
