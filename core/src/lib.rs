@@ -79,18 +79,24 @@ pub use domain::task::{
     TaskPatch, TaskPatchBuilder, Title,
 };
 pub use domain::time::{DueDate, Timestamp};
-pub use http::body::MAX_BODY_BYTES;
+pub use http::body::{MAX_BODY_BYTES, MAX_IMPORT_BYTES, max_body_bytes};
 pub use http::cors::{ALLOWED_HEADERS, EXPOSED_HEADERS, MAX_AGE_SECS};
 pub use http::dispatch::Api;
 pub use http::error::{ApiError, RETRY_AFTER_SECS};
+pub use http::feed::{DEFAULT_FEED_LIMIT, MAX_FEED_LIMIT};
 pub use http::log::RequestLog;
 pub use http::openapi::openapi_document;
 pub use http::response::VERSION;
+pub use http::transfer::MoreBody;
 pub use store::accounts::{AccountStore, ThrottleKey};
+pub use store::changes::{
+    Change, Changes, Clock, EXPORT_PAGE, FeedPosition, Imported, ImportedTask,
+    MAX_BATCH_OPERATIONS, MAX_IMPORT_TASKS,
+};
 pub use store::memory::MemoryStore;
 pub use store::tasks::{
-    Created, IDEMPOTENCY_TTL_MS, Idempotency, IdempotencyKey, Misconfiguration, Page, StoreError,
-    TaskStore,
+    BatchFailure, BatchOp, BatchResult, Created, IDEMPOTENCY_TTL_MS, Idempotency, IdempotencyKey,
+    Misconfiguration, Page, StoreError, TaskStore,
 };
 
 // The README's examples compile and run as doc tests.

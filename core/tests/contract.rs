@@ -250,10 +250,49 @@ macro_rules! failing_store {
                 _: &UserId,
                 _: TaskId,
                 _: Option<Version>,
+                _: task_api_core::Clock,
             ) -> Result<(), StoreError> {
                 Err($err)
             }
-            async fn clear_completed(&self, _: &UserId) -> Result<u64, StoreError> {
+            async fn clear_completed(
+                &self,
+                _: &UserId,
+                _: task_api_core::Clock,
+            ) -> Result<u64, StoreError> {
+                Err($err)
+            }
+            async fn changes(
+                &self,
+                _: &UserId,
+                _: task_api_core::FeedPosition,
+                _: u32,
+                _: Timestamp,
+            ) -> Result<task_api_core::Changes, StoreError> {
+                Err($err)
+            }
+            async fn batch(
+                &self,
+                _: &UserId,
+                _: &[task_api_core::BatchOp],
+                _: task_api_core::Clock,
+            ) -> Result<Vec<task_api_core::BatchResult>, task_api_core::BatchFailure> {
+                Err($err.into())
+            }
+            async fn import(
+                &self,
+                _: &UserId,
+                _: &[task_api_core::ImportedTask],
+                _: Option<task_api_core::Idempotency>,
+                _: Timestamp,
+            ) -> Result<task_api_core::Imported, StoreError> {
+                Err($err)
+            }
+            async fn export_page(
+                &self,
+                _: &UserId,
+                _: Option<(Timestamp, TaskId)>,
+                _: u32,
+            ) -> Result<Vec<Task>, StoreError> {
                 Err($err)
             }
             async fn ping(&self) -> Result<(), StoreError> {

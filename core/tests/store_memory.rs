@@ -7,4 +7,5 @@ async fn fresh() -> Option<((), MemoryStore)> {
 }
 
 task_api_test_kit::store_suite_tests!(fresh);
+task_api_test_kit::sync_suite_tests!(fresh);
 task_api_test_kit::account_suite_tests!(fresh);

@@ -21,6 +21,7 @@ use task_api_core::sql::{
 use task_api_core::{Completion, TaskStore};
 
 task_api_test_kit::store_suite_tests!(fresh);
+task_api_test_kit::sync_suite_tests!(fresh);
 task_api_test_kit::account_suite_tests!(fresh);
 
 /// The HTTP API over a fresh schema, for the hostile requests. The runtime drives the
@@ -93,8 +94,9 @@ async fn migrations_from_four_connections_at_once_apply_once() {
         )
         .await
         .unwrap();
-    // tasks, idempotency_keys, users, login_attempts, schema_migrations
-    assert_eq!(tables, [vec![SqlValue::Int(5)]]);
+    // tasks, idempotency_keys, users, login_attempts, schema_migrations, task_feeds,
+    // task_tombstones
+    assert_eq!(tables, [vec![SqlValue::Int(7)]]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -13,6 +13,7 @@ use task_api_core::sql::{
 use task_api_core::{Completion, TaskStore};
 
 task_api_test_kit::store_suite_tests!(fresh);
+task_api_test_kit::sync_suite_tests!(fresh);
 task_api_test_kit::account_suite_tests!(fresh);
 
 /// The HTTP API over a fresh database, for the hostile requests.

@@ -79,7 +79,10 @@ pub fn parse_flag(value: &str) -> Option<bool> {
 /// reports the client's address (for example `x-forwarded-for`): the throttle then keys
 /// clients by the last entry of its last value, the one that proxy added, instead of the
 /// host's own report (behind a proxy, that is the proxy's address for every client).
-pub const SETTINGS: [Setting; 12] = [
+///
+/// `tombstone_retention_days` is how long the change feed keeps deleted tasks' tombstones
+/// (1 to 3650 days): a feed token older than that is a 410 `sync_reset`.
+pub const SETTINGS: [Setting; 13] = [
     Setting {
         name: "jwt_secret",
         default: None,
@@ -140,7 +143,15 @@ pub const SETTINGS: [Setting; 12] = [
         default: Some("false"),
         secret: false,
     },
+    Setting {
+        name: "tombstone_retention_days",
+        default: Some("30"),
+        secret: false,
+    },
 ];
+
+/// The longest `tombstone_retention_days`.
+pub const MAX_TOMBSTONE_RETENTION_DAYS: u64 = 3650;
 
 /// One problem with one setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,6 +197,8 @@ pub struct Config {
     pub(crate) web_ui: bool,
     jwks_url: Option<String>,
     jwks_ttl_secs: u64,
+    /// How long the change feed keeps tombstones (`tombstone_retention_days`), in ms.
+    pub(crate) tombstone_retention_ms: i64,
 }
 
 impl Config {
@@ -228,6 +241,11 @@ impl Config {
             .map_err(|m| r.problem(Name::CorsOrigins, m));
         let client_addr_header = r.client_addr_header();
         let web_ui = r.flag(Name::WebUi);
+        let retention_days = r.whole(
+            Name::TombstoneRetentionDays,
+            1..=MAX_TOMBSTONE_RETENTION_DAYS,
+            "days",
+        );
 
         // Report in SETTINGS order, each setting's problems in the order found.
         let mut problems = r.problems;
@@ -239,6 +257,7 @@ impl Config {
             Some(jwks_ttl_secs),
             Some(token_ttl),
             Some(web_ui),
+            Some(retention_days),
             true,
         ) = (
             algorithms,
@@ -247,6 +266,7 @@ impl Config {
             keys.ttl_secs,
             token_ttl,
             web_ui,
+            retention_days,
             problems.is_empty(),
         )
         else {
@@ -276,6 +296,8 @@ impl Config {
             web_ui,
             jwks_url: keys.url,
             jwks_ttl_secs,
+            tombstone_retention_ms: i64::try_from(retention_days).unwrap_or(i64::MAX / 86_400_000)
+                * 86_400_000,
         })
     }
 
@@ -361,6 +383,23 @@ impl Config {
     /// [`JwksCache::is_fresh`](crate::JwksCache::is_fresh).
     pub fn jwks_ttl_secs(&self) -> u64 {
         self.jwks_ttl_secs
+    }
+
+    /// How long the change feed keeps deleted tasks' tombstones, in milliseconds
+    /// (`tombstone_retention_days`, default 30 days).
+    ///
+    /// ```
+    /// use task_api_core::Config;
+    /// let config = Config::from_lookup(|name| match name {
+    ///     "jwt_secret" => Some("an example secret of at least 32 bytes!".into()),
+    ///     "tombstone_retention_days" => Some("7".into()),
+    ///     _ => None,
+    /// })
+    /// .unwrap();
+    /// assert_eq!(config.tombstone_retention_ms(), 7 * 86_400_000);
+    /// ```
+    pub fn tombstone_retention_ms(&self) -> i64 {
+        self.tombstone_retention_ms
     }
 
     /// This configuration with `keys` as the JWKS for the request (the host fetched them
@@ -472,6 +511,7 @@ enum Name {
     AccessTokenTtl,
     ClientAddrHeader,
     WebUi,
+    TombstoneRetentionDays,
 }
 
 impl Name {
@@ -490,6 +530,7 @@ impl Name {
         Name::AccessTokenTtl,
         Name::ClientAddrHeader,
         Name::WebUi,
+        Name::TombstoneRetentionDays,
     ];
 
     fn setting(self) -> Setting {
@@ -540,6 +581,16 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
 
     /// A number of seconds within `range`.
     fn seconds(&mut self, name: Name, range: std::ops::RangeInclusive<u64>) -> Option<u64> {
+        self.whole(name, range, "seconds")
+    }
+
+    /// A whole number of `unit` within `range`.
+    fn whole(
+        &mut self,
+        name: Name,
+        range: std::ops::RangeInclusive<u64>,
+        unit: &str,
+    ) -> Option<u64> {
         let value = self
             .get(name)
             .trim()
@@ -550,7 +601,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
             self.problem(
                 name,
                 format!(
-                    "must be a whole number of seconds from {} to {}",
+                    "must be a whole number of {unit} from {} to {}",
                     range.start(),
                     range.end()
                 ),

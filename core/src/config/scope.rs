@@ -9,7 +9,8 @@
 /// `jwt_audience`) are always read. The key set (`jwt_jwks`, `jwt_jwks_url`,
 /// `jwt_jwks_ttl`) is read only for a request whose bearer token names an asymmetric
 /// algorithm, `cors_origins` only for a request with an `Origin`, the accounts settings
-/// only on the `/auth` routes, and `web_ui` only where the page may be served (`/` asked for
+/// only on the `/auth` routes, `tombstone_retention_days` only where tombstones are made or
+/// read (deletes, batches, the change feed), and `web_ui` only where the page may be served (`/` asked for
 /// by a browser, and the page's files). `/health/ready` reads everything, so that a readiness
 /// probe reports any bad setting. See [`Config::for_request`](crate::Config::for_request).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub struct SettingsScope {
     pub accounts: bool,
     /// `web_ui`.
     pub web: bool,
+    /// `tombstone_retention_days`: the change feed, batches and deletes.
+    pub sync: bool,
 }
 
 impl SettingsScope {
@@ -31,6 +34,7 @@ impl SettingsScope {
         cors: true,
         accounts: true,
         web: true,
+        sync: true,
     };
 
     /// Whether the setting `name` is in this scope.
@@ -40,6 +44,7 @@ impl SettingsScope {
             "cors_origins" => self.cors,
             "accounts" | "access_token_ttl" | "client_addr_header" => self.accounts,
             "web_ui" => self.web,
+            "tombstone_retention_days" => self.sync,
             _ => true,
         }
     }

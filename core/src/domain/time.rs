@@ -82,6 +82,62 @@ impl Timestamp {
 }
 
 impl Timestamp {
+    /// Parses any RFC 3339 date-time, as an import meets them: `T`, `t` or a space between
+    /// date and time, any fraction of a second (kept to the millisecond, truncated), and `Z`
+    /// or an offset `±HH:MM`.
+    ///
+    /// ```
+    /// use task_api_core::Timestamp;
+    /// let z = Timestamp::parse_rfc3339("2026-12-01T10:00:05.000Z").unwrap();
+    /// assert_eq!(Timestamp::parse_rfc3339_any("2026-12-01T12:00:05+02:00"), Some(z));
+    /// assert_eq!(Timestamp::parse_rfc3339_any("2026-12-01 10:00:05.0009z"), Some(z));
+    /// assert_eq!(Timestamp::parse_rfc3339_any("2026-12-01T10:00:05"), None);
+    /// ```
+    pub fn parse_rfc3339_any(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        if b.len() < 20 || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        let date = DueDate::parse(s.get(..10)?)?;
+        let (hh, mm, ss) = (
+            digits(&b[11..13])?,
+            digits(&b[14..16])?,
+            digits(&b[17..19])?,
+        );
+        if hh > 23 || mm > 59 || ss > 59 {
+            return None;
+        }
+        let mut rest = &b[19..];
+        let mut ms = 0;
+        if let Some(frac) = rest.strip_prefix(b".") {
+            let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+            if n == 0 {
+                return None;
+            }
+            let mut three = [b'0'; 3];
+            for (i, d) in frac[..n.min(3)].iter().enumerate() {
+                three[i] = *d;
+            }
+            ms = digits(&three)?;
+            rest = &frac[n..];
+        }
+        let offset_min = match rest {
+            [b'Z' | b'z'] => 0,
+            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+                let (oh, om) = (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?);
+                if oh > 23 || om > 59 {
+                    return None;
+                }
+                let m = i64::from(oh * 60 + om);
+                if *sign == b'-' { -m } else { m }
+            }
+            _ => return None,
+        };
+        let local = date.days_since_epoch() * DAY_MS
+            + i64::from(hh * 3_600_000 + mm * 60_000 + ss * 1000 + ms);
+        Some(Timestamp(local - offset_min * 60_000))
+    }
+
     /// The RFC 3339 form, written into a fixed buffer: lists render many timestamps, and
     /// this avoids the formatting machinery for each.
     fn render(self) -> [u8; 24] {

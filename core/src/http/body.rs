@@ -18,6 +18,34 @@ use crate::http::error::ApiError;
 /// route.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Largest body of `POST /tasks/import`, in bytes (8 MiB): a larger one is a 413.
+pub const MAX_IMPORT_BYTES: usize = 8 * 1024 * 1024;
+
+/// The largest body the route at `path` takes: [`MAX_IMPORT_BYTES`] for an import,
+/// [`MAX_BODY_BYTES`] for every other path. A host that reads bodies itself reads at most
+/// one byte more than this, so that the core can answer 413.
+///
+/// ```
+/// use task_api_core::{MAX_BODY_BYTES, MAX_IMPORT_BYTES, max_body_bytes};
+/// assert_eq!(max_body_bytes("/api/tasks/import"), MAX_IMPORT_BYTES);
+/// assert_eq!(max_body_bytes("/api/u1/tasks"), MAX_BODY_BYTES);
+/// ```
+pub fn max_body_bytes(path: &str) -> usize {
+    match crate::http::routes::resolve(path) {
+        Some(r) => body_limit(r.endpoint),
+        None => MAX_BODY_BYTES,
+    }
+}
+
+/// The largest body `endpoint` takes.
+pub(crate) fn body_limit(endpoint: crate::http::routes::Endpoint) -> usize {
+    if endpoint == crate::http::routes::Endpoint::TaskImport {
+        MAX_IMPORT_BYTES
+    } else {
+        MAX_BODY_BYTES
+    }
+}
+
 /// The body, checked to be JSON. With `optional`, an empty body is allowed whatever its
 /// content type (a toggle sends none).
 pub(crate) fn json_body(req: &Request<Vec<u8>>, optional: bool) -> Result<&[u8], ApiError> {
@@ -34,7 +62,7 @@ pub(crate) fn json_body(req: &Request<Vec<u8>>, optional: bool) -> Result<&[u8],
     if is_json {
         Ok(body)
     } else {
-        Err(ApiError::UnsupportedMediaType)
+        Err(ApiError::UnsupportedMediaType("application/json"))
     }
 }
 
@@ -44,7 +72,12 @@ pub(crate) const SERVER_OWNED: [&str; 5] =
 
 /// The body of `POST /tasks`.
 pub(crate) fn parse_new_task(body: &[u8]) -> Result<NewTask, ApiError> {
-    let fields = TaskFields::read(object(body)?, true)?;
+    new_task_of(object(body)?)
+}
+
+/// A create body, already a JSON object (also a batch's `task` and an import's record).
+pub(crate) fn new_task_of(body: Map<String, Value>) -> Result<NewTask, ApiError> {
+    let fields = TaskFields::read(body, true)?;
     let title = fields.title.expect("required on create, checked by read");
     Ok(NewTask {
         title,
@@ -57,7 +90,12 @@ pub(crate) fn parse_new_task(body: &[u8]) -> Result<NewTask, ApiError> {
 
 /// The body of `PUT` / `PATCH /tasks/{id}`.
 pub(crate) fn parse_patch(body: &[u8]) -> Result<TaskPatch, ApiError> {
-    let f = TaskFields::read(object(body)?, false)?;
+    patch_of(object(body)?)
+}
+
+/// An update body, already a JSON object (also a batch's `task`).
+pub(crate) fn patch_of(body: Map<String, Value>) -> Result<TaskPatch, ApiError> {
+    let f = TaskFields::read(body, false)?;
     let mut b = TaskPatch::builder();
     if let Some(t) = f.title {
         b = b.title(t);
@@ -251,7 +289,7 @@ pub(crate) fn parse_credentials(body: &[u8]) -> Result<(Email, Password), ApiErr
 }
 
 /// The body as a JSON object, or a 400.
-fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::MalformedBody("the body must be a JSON object")),

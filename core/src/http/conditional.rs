@@ -33,21 +33,29 @@ pub(crate) fn entity_tags(
     for value in headers.get_all(&name) {
         seen = true;
         let value = value.to_str().map_err(|_| ApiError::InvalidHeader(label))?;
-        for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            let opaque = tag.strip_prefix("W/").unwrap_or(tag);
-            let well_formed = tag == "*"
-                || (opaque.len() >= 2
-                    && opaque.starts_with('"')
-                    && opaque.ends_with('"')
-                    && !opaque[1..opaque.len() - 1].contains('"'));
-            if !well_formed {
-                return Err(ApiError::InvalidHeader(label));
-            }
-            tags.push(tag.to_owned());
-        }
+        tags.extend(tags_of(value).ok_or(ApiError::InvalidHeader(label))?);
     }
     if seen && tags.is_empty() {
         return Err(ApiError::InvalidHeader(label));
     }
     Ok(seen.then_some(tags))
+}
+
+/// The entity tags of one header value (`*`, or quoted tags separated by commas), or `None`
+/// when one is not well formed.
+pub(crate) fn tags_of(value: &str) -> Option<Vec<String>> {
+    let mut tags = Vec::new();
+    for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let opaque = tag.strip_prefix("W/").unwrap_or(tag);
+        let well_formed = tag == "*"
+            || (opaque.len() >= 2
+                && opaque.starts_with('"')
+                && opaque.ends_with('"')
+                && !opaque[1..opaque.len() - 1].contains('"'));
+        if !well_formed {
+            return None;
+        }
+        tags.push(tag.to_owned());
+    }
+    Some(tags)
 }

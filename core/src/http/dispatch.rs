@@ -10,12 +10,13 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header
 use crate::RequestContext;
 use crate::config::load::{Config, ConfigError};
 use crate::http::accounts::AccountCall;
-use crate::http::body::MAX_BODY_BYTES;
+use crate::http::body::body_limit;
 use crate::http::error::{ApiError, RETRY_AFTER_SECS};
 use crate::http::log::RequestLog;
 use crate::http::response::{VERSION, empty, json};
 use crate::http::routes::{self, Endpoint, Route};
 use crate::http::tasks::TaskCall;
+use crate::http::transfer::{ExportCursor, MoreBody};
 use crate::http::{openapi, web};
 use crate::store::accounts::AccountStore;
 use crate::store::tasks::{StoreError, TaskStore};
@@ -56,11 +57,62 @@ impl<S> Api<S> {
 impl<S: TaskStore + AccountStore> Api<S> {
     /// Answers one request. Never panics on any input; never returns a 5xx for a client's
     /// mistake.
+    ///
+    /// The whole body is in the response, an export's included; a host that streams
+    /// responses calls [`Api::handle_streaming`] instead, which holds one page of an
+    /// export at a time.
     pub async fn handle(
         &self,
         request: Request<Vec<u8>>,
         ctx: RequestContext,
     ) -> Response<Vec<u8>> {
+        let (mut response, mut more) = self.handle_streaming(request, ctx).await;
+        loop {
+            match more.next_chunk().await {
+                Ok(Some(chunk)) => response.body_mut().extend_from_slice(&chunk),
+                Ok(None) => return response,
+                Err(e) => {
+                    // Nothing is sent yet: the answer can still be the error's.
+                    let log = response.extensions_mut().remove::<RequestLog>();
+                    let e = ApiError::from(e);
+                    let request_id = log.as_ref().map_or("", |l| l.request_id.as_str());
+                    let mut failed = e.to_response(request_id);
+                    for name in ["x-request-id", "vary", "access-control-allow-origin"] {
+                        for v in response.headers().get_all(name) {
+                            failed.headers_mut().append(name, v.clone());
+                        }
+                    }
+                    if let Some(mut log) = log {
+                        log.error = e.log_cause();
+                        failed.extensions_mut().insert(log);
+                    }
+                    return failed;
+                }
+            }
+        }
+    }
+
+    /// Answers one request like [`Api::handle`], but an export's body comes in parts: the
+    /// response holds the first, and [`MoreBody::next_chunk`] gives the others (for every
+    /// other route it gives none). A host sends the response's head and body, then each
+    /// chunk as it comes, so that memory stays bounded whatever the number of tasks.
+    pub async fn handle_streaming(
+        &self,
+        request: Request<Vec<u8>>,
+        ctx: RequestContext,
+    ) -> (Response<Vec<u8>>, MoreBody<'_, S>) {
+        let mut response = self.answer(request, ctx).await;
+        let cursor = response.extensions_mut().remove::<ExportCursor>();
+        (
+            response,
+            MoreBody {
+                store: &self.store,
+                cursor,
+            },
+        )
+    }
+
+    async fn answer(&self, request: Request<Vec<u8>>, ctx: RequestContext) -> Response<Vec<u8>> {
         let request_id =
             inbound_request_id(request.headers()).unwrap_or_else(|| ctx.request_id.clone());
         // With accounts off, their routes do not exist: 404 for every method, no CORS. The
@@ -118,6 +170,7 @@ impl<S: TaskStore + AccountStore> Api<S> {
         }
         if is_head {
             response.body_mut().clear();
+            response.extensions_mut().remove::<ExportCursor>();
         }
         response.extensions_mut().insert(log);
         response
@@ -144,8 +197,9 @@ impl<S: TaskStore + AccountStore> Api<S> {
         if !route.endpoint.allows(method) {
             return Err(ApiError::MethodNotAllowed(route.endpoint.allow()));
         }
-        if req.body().len() > MAX_BODY_BYTES || declared_length(req.headers()) > MAX_BODY_BYTES {
-            return Err(ApiError::PayloadTooLarge);
+        let limit = body_limit(route.endpoint);
+        if req.body().len() > limit || declared_length(req.headers()) > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
         }
         if ctx.incomplete_body {
             // Only a prefix of what the client sent arrived: never act on it.
@@ -209,6 +263,7 @@ impl<S: TaskStore + AccountStore> Api<S> {
                     route,
                     user: &user,
                     now,
+                    retention_ms: config.tombstone_retention_ms,
                 };
                 call.run().await
             }

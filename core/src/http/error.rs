@@ -55,12 +55,29 @@ pub enum ApiError {
     /// 412: `If-Match` names a version that is not the current one.
     #[error("precondition failed")]
     PreconditionFailed,
-    /// 413: the body is larger than [`crate::MAX_BODY_BYTES`].
+    /// 413: the body is larger than the route takes ([`crate::MAX_BODY_BYTES`], or
+    /// [`crate::MAX_IMPORT_BYTES`] for an import), which it names in bytes.
     #[error("payload too large")]
-    PayloadTooLarge,
-    /// 415: a body that is not `application/json`.
+    PayloadTooLarge(usize),
+    /// 415: a body of another media type than the route takes (named, for the detail).
     #[error("unsupported media type")]
-    UnsupportedMediaType,
+    UnsupportedMediaType(&'static str),
+    /// 406: an export asked for in a format it does not come in.
+    #[error("not acceptable")]
+    NotAcceptable,
+    /// 410: a change feed token older than the changes kept, or not of this database.
+    #[error("sync reset")]
+    SyncReset,
+    /// One operation of a batch failed, so none applied: its error, with its index and kind.
+    #[error("batch operation {index} ({op}): {error}")]
+    BatchFailed {
+        /// The operation's index, from 0.
+        index: usize,
+        /// `create`, `update` or `delete`.
+        op: &'static str,
+        /// Its error, as the single route would answer it.
+        error: Box<ApiError>,
+    },
     /// 422: field problems, every one found.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
@@ -128,6 +145,11 @@ struct Problem<'a> {
     code: &'static str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldError],
+    /// For a failed batch: the operation that failed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    op: Option<&'static str>,
     request_id: &'a str,
 }
 
@@ -145,8 +167,11 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            ApiError::SyncReset => StatusCode::GONE,
+            ApiError::BatchFailed { error, .. } => error.status(),
             ApiError::Validation(_) | ApiError::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -171,8 +196,11 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PreconditionFailed => "precondition_failed",
-            ApiError::PayloadTooLarge => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::NotAcceptable => "not_acceptable",
+            ApiError::SyncReset => "sync_reset",
+            ApiError::BatchFailed { error, .. } => error.code(),
             ApiError::Validation(_) => "validation_failed",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::Misconfigured(_) | ApiError::StoreMisconfigured(_) => "configuration_error",
@@ -193,8 +221,11 @@ impl ApiError {
             ApiError::NotFound => "Not found",
             ApiError::MethodNotAllowed(_) => "Method not allowed",
             ApiError::PreconditionFailed => "Precondition failed",
-            ApiError::PayloadTooLarge => "Payload too large",
-            ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::PayloadTooLarge(_) => "Payload too large",
+            ApiError::UnsupportedMediaType(_) => "Unsupported media type",
+            ApiError::NotAcceptable => "Not acceptable",
+            ApiError::SyncReset => "Sync reset",
+            ApiError::BatchFailed { error, .. } => error.title(),
             ApiError::Validation(_) => "Validation failed",
             ApiError::IdempotencyKeyReused => "Idempotency key reused",
             ApiError::Misconfigured(_) | ApiError::StoreMisconfigured(_) => "Service misconfigured",
@@ -221,8 +252,20 @@ impl ApiError {
             ApiError::PreconditionFailed => {
                 "the task has changed since the ETag in If-Match was issued".to_owned()
             }
-            ApiError::PayloadTooLarge => "the body must be at most 65536 bytes".to_owned(),
-            ApiError::UnsupportedMediaType => "the body must be application/json".to_owned(),
+            ApiError::PayloadTooLarge(limit) => format!("the body must be at most {limit} bytes"),
+            ApiError::UnsupportedMediaType(types) => format!("the body must be {types}"),
+            ApiError::NotAcceptable => {
+                "an export comes as application/x-ndjson or text/csv only".to_owned()
+            }
+            ApiError::SyncReset => "the since token is older than the changes kept: list the \
+                 tasks afresh, then read the feed again without since"
+                .to_owned(),
+            ApiError::BatchFailed { index, op, error } => {
+                format!(
+                    "operation {index} ({op}) failed, so none applied: {}",
+                    error.detail()
+                )
+            }
             ApiError::IdempotencyKeyReused => {
                 "this Idempotency-Key was already used with a different body".to_owned()
             }
@@ -244,13 +287,18 @@ impl ApiError {
             | ApiError::Unavailable(_)
             | ApiError::Misconfigured(_)
             | ApiError::StoreMisconfigured(_) => Some(self.to_string()),
+            ApiError::BatchFailed { error, .. } => error.log_cause(),
             _ => None,
         }
     }
 
     /// The problem+json response, with the headers this error needs.
     pub(crate) fn to_response(&self, request_id: &str) -> Response<Vec<u8>> {
-        let errors = match self {
+        let (inner, index, op) = match self {
+            ApiError::BatchFailed { index, op, error } => (error.as_ref(), Some(*index), Some(*op)),
+            other => (other, None, None),
+        };
+        let errors = match inner {
             ApiError::InvalidQuery(e) | ApiError::Validation(e) => e.as_slice(),
             _ => &[],
         };
@@ -261,6 +309,8 @@ impl ApiError {
             detail: self.detail(),
             code: self.code(),
             errors,
+            index,
+            op,
             request_id,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
@@ -271,7 +321,7 @@ impl ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        match self {
+        match inner {
             ApiError::Unauthorized(e) => {
                 if let Ok(v) = HeaderValue::from_str(&e.www_authenticate()) {
                     headers.insert(header::WWW_AUTHENTICATE, v);

@@ -19,6 +19,14 @@ pub(crate) enum Endpoint {
     TaskCollection,
     TaskItem,
     TaskCompletion,
+    /// `/tasks/changes`: the change feed.
+    TaskChanges,
+    /// `/tasks/batch`.
+    TaskBatch,
+    /// `/tasks/export`.
+    TaskExport,
+    /// `/tasks/import`.
+    TaskImport,
     Register,
     Login,
     Logout,
@@ -37,6 +45,8 @@ impl Endpoint {
             Endpoint::TaskCollection => "GET, HEAD, POST, DELETE, OPTIONS",
             Endpoint::TaskItem => "GET, HEAD, PUT, PATCH, DELETE, OPTIONS",
             Endpoint::TaskCompletion => "PATCH, OPTIONS",
+            Endpoint::TaskChanges | Endpoint::TaskExport => "GET, HEAD, OPTIONS",
+            Endpoint::TaskBatch | Endpoint::TaskImport => "POST, OPTIONS",
             Endpoint::Register | Endpoint::Login | Endpoint::Logout => "POST, OPTIONS",
             Endpoint::Me | Endpoint::Index | Endpoint::WebAsset => "GET, HEAD, OPTIONS",
         }
@@ -65,8 +75,12 @@ impl Endpoint {
 pub(crate) const TASK_BASES: [&str; 4] = ["/api/{user_id}", "/api/v1/{user_id}", "/api", "/api/v1"];
 
 /// The task endpoints, as templates after the base.
-pub(crate) const TASK_PATHS: [(&str, Endpoint); 4] = [
+pub(crate) const TASK_PATHS: [(&str, Endpoint); 8] = [
     ("/tasks", Endpoint::TaskCollection),
+    ("/tasks/changes", Endpoint::TaskChanges),
+    ("/tasks/batch", Endpoint::TaskBatch),
+    ("/tasks/export", Endpoint::TaskExport),
+    ("/tasks/import", Endpoint::TaskImport),
     ("/tasks/{id}", Endpoint::TaskItem),
     ("/tasks/{id}/complete", Endpoint::TaskCompletion),
     ("/tasks/{id}/toggle-status", Endpoint::TaskCompletion),
@@ -195,11 +209,16 @@ pub(crate) fn resolve(path: &str) -> Option<Route<'_>> {
         [] => return None,
     };
     let after = &segs[skip..];
+    // The named routes come before `{id}`: a task id is a number, so no id is shadowed.
     let (template, task_id) = match after {
         ["tasks"] => (0, None),
-        ["tasks", id] => (1, Some(*id)),
-        ["tasks", id, "complete"] => (2, Some(*id)),
-        ["tasks", id, "toggle-status"] => (3, Some(*id)),
+        ["tasks", "changes"] => (1, None),
+        ["tasks", "batch"] => (2, None),
+        ["tasks", "export"] => (3, None),
+        ["tasks", "import"] => (4, None),
+        ["tasks", id] => (5, Some(*id)),
+        ["tasks", id, "complete"] => (6, Some(*id)),
+        ["tasks", id, "toggle-status"] => (7, Some(*id)),
         _ => return None,
     };
     let base_len = "/api/".len() + segs[..skip].iter().map(|s| s.len() + 1).sum::<usize>();

@@ -15,7 +15,7 @@ impl SettingsScope {
     /// let plain = http::Request::get("/api/tasks").body(()).unwrap();
     /// assert_eq!(
     ///     SettingsScope::of(&plain),
-    ///     SettingsScope { jwks: false, cors: false, accounts: false, web: false }
+    ///     SettingsScope { jwks: false, cors: false, accounts: false, web: false, sync: false }
     /// );
     /// let browser = http::Request::post("/auth/login")
     ///     .header("origin", "https://app.example")
@@ -23,7 +23,7 @@ impl SettingsScope {
     ///     .unwrap();
     /// assert_eq!(
     ///     SettingsScope::of(&browser),
-    ///     SettingsScope { jwks: false, cors: true, accounts: true, web: false }
+    ///     SettingsScope { jwks: false, cors: true, accounts: true, web: false, sync: false }
     /// );
     /// // `/` reads `web_ui` only for a client that prefers HTML (a browser) to JSON.
     /// let page = http::Request::get("/").header("accept", "text/html").body(()).unwrap();
@@ -43,6 +43,13 @@ impl SettingsScope {
             jwks: bearer_uses_jwks(request.headers()),
             cors: request.headers().contains_key(http::header::ORIGIN),
             accounts: route.as_ref().is_some_and(|r| r.endpoint.is_account()),
+            sync: route.as_ref().is_some_and(|r| match r.endpoint {
+                Endpoint::TaskChanges | Endpoint::TaskBatch => true,
+                Endpoint::TaskItem | Endpoint::TaskCollection => {
+                    request.method() == http::Method::DELETE
+                }
+                _ => false,
+            }),
             web: route.is_some_and(|r| match r.endpoint {
                 Endpoint::Index => prefers_html(request.headers()),
                 e => e.is_web(),

@@ -8,11 +8,12 @@ use crate::domain::ids::{TaskId, UserId, Version};
 use crate::domain::listing::ListQuery;
 use crate::domain::task::Task;
 use crate::domain::time::Timestamp;
-use crate::http::body;
 use crate::http::conditional::{entity_tags, if_none_match};
 use crate::http::error::ApiError;
 use crate::http::response::{empty, item, json, set_etag};
 use crate::http::routes::{Endpoint, Route};
+use crate::http::{batch, body, feed, transfer};
+use crate::store::changes::Clock;
 use crate::store::tasks::{Idempotency, IdempotencyKey, StoreError, TaskStore};
 
 /// One authenticated call to a task route.
@@ -22,11 +23,29 @@ pub(crate) struct TaskCall<'a, S> {
     pub(crate) route: &'a Route<'a>,
     pub(crate) user: &'a UserId,
     pub(crate) now: Timestamp,
+    /// How long tombstones are kept (`tombstone_retention_days`), in ms.
+    pub(crate) retention_ms: i64,
 }
 
 impl<S: TaskStore> TaskCall<'_, S> {
     pub(crate) async fn run(self) -> Result<Response<Vec<u8>>, ApiError> {
         let method = self.req.method().clone();
+        let clock = Clock::new(self.now, self.retention_ms);
+        match self.route.endpoint {
+            Endpoint::TaskChanges => {
+                let query = self.req.uri().query().unwrap_or("");
+                return feed::changes(self.store, query, self.user, self.now, self.retention_ms)
+                    .await;
+            }
+            Endpoint::TaskBatch => {
+                return batch::run(self.store, self.json_body(false)?, self.user, clock).await;
+            }
+            Endpoint::TaskExport => return transfer::export(self.store, self.req, self.user).await,
+            Endpoint::TaskImport => {
+                return transfer::import(self.store, self.req, self.user, self.now).await;
+            }
+            _ => {}
+        }
         if self.route.endpoint == Endpoint::TaskCollection {
             return match method {
                 Method::POST => self.create().await,
@@ -61,7 +80,7 @@ impl<S: TaskStore> TaskCall<'_, S> {
             }
             (_, Method::DELETE) => {
                 let expected = self.if_match(id).await?;
-                self.store.delete(self.user, id, expected).await?;
+                self.store.delete(self.user, id, expected, clock).await?;
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             _ => {
@@ -153,7 +172,8 @@ impl<S: TaskStore> TaskCall<'_, S> {
                 "DELETE /tasks needs status=completed: only completed tasks can be cleared at once",
             )]));
         }
-        let deleted = self.store.clear_completed(self.user).await?;
+        let clock = Clock::new(self.now, self.retention_ms);
+        let deleted = self.store.clear_completed(self.user, clock).await?;
         Ok(json(
             StatusCode::OK,
             &serde_json::json!({ "data": { "deleted": deleted } }),

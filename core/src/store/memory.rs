@@ -11,7 +11,11 @@ use crate::domain::listing::ListQuery;
 use crate::domain::task::{Completion, NewTask, Task, TaskPatch};
 use crate::domain::time::Timestamp;
 use crate::store::accounts::{AccountStore, ThrottleKey};
-use crate::store::tasks::{Created, IDEMPOTENCY_TTL_MS, Idempotency, Page, StoreError, TaskStore};
+use crate::store::changes::{Change, Changes, Clock, FeedPosition, Imported, ImportedTask};
+use crate::store::tasks::{
+    BatchFailure, BatchOp, BatchResult, Created, IDEMPOTENCY_TTL_MS, Idempotency, Page, StoreError,
+    TaskStore,
+};
 
 /// Tasks held in memory, behind one mutex. Ids are [`TaskId::fresh`], unique across users
 /// and never reused.
@@ -36,6 +40,8 @@ struct State {
     issued: HashSet<TaskId>,
     tasks: HashMap<UserId, BTreeMap<TaskId, Task>>,
     keys: HashMap<(UserId, String), KeyRecord>,
+    /// Each user's change feed.
+    feeds: HashMap<UserId, Feed>,
     /// Accounts by id, with their password hashes.
     users: HashMap<UserId, (User, String)>,
     /// Account ids by folded email.
@@ -47,10 +53,13 @@ struct State {
     next_expiry: Option<Timestamp>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct KeyRecord {
     fingerprint: String,
-    task: TaskId,
+    /// The task a create made; `None` for an import's key.
+    task: Option<TaskId>,
+    /// How many tasks an import made.
+    imported: u64,
     at: Timestamp,
 }
 
@@ -65,6 +74,16 @@ impl MemoryStore {
         // assign fields), so the data behind a poisoned lock is still consistent.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// One user's change counter, the number of each task's latest change, and the tombstones.
+#[derive(Clone, Debug, Default)]
+struct Feed {
+    epoch: i64,
+    seq: i64,
+    pruned: i64,
+    of_task: HashMap<TaskId, i64>,
+    tombstones: BTreeMap<(i64, TaskId), Timestamp>,
 }
 
 impl State {
@@ -85,6 +104,171 @@ impl State {
             _ => Ok(task),
         }
     }
+
+    /// The next change number of `user`: one per atomic write.
+    fn bump(&mut self, user: &UserId) -> i64 {
+        let feed = self.feeds.entry(user.clone()).or_insert_with(|| Feed {
+            epoch: TaskId::fresh().get(),
+            ..Feed::default()
+        });
+        feed.seq += 1;
+        feed.seq
+    }
+
+    fn changed(&mut self, user: &UserId, id: TaskId, seq: i64) {
+        self.feeds
+            .entry(user.clone())
+            .or_default()
+            .of_task
+            .insert(id, seq);
+    }
+
+    /// A fresh id, never handed out before.
+    fn fresh_id(&mut self) -> TaskId {
+        loop {
+            let id = TaskId::fresh();
+            if self.issued.insert(id) {
+                return id;
+            }
+        }
+    }
+
+    fn create(
+        &mut self,
+        user: &UserId,
+        task: NewTask,
+        idempotency: Option<&Idempotency>,
+        now: Timestamp,
+        seq: i64,
+    ) -> Result<Created, StoreError> {
+        if let Some(idem) = idempotency {
+            let slot = (user.clone(), idem.key.as_str().to_owned());
+            if let Some(rec) = self.keys.get(&slot)
+                && now.as_millis() - rec.at.as_millis() < IDEMPOTENCY_TTL_MS
+            {
+                if rec.fingerprint != idem.fingerprint {
+                    return Err(StoreError::IdempotencyKeyReused);
+                }
+                // The same body replays the first response: the task as it was created,
+                // whatever happened to it since (unless it was deleted: 404).
+                let (id, first_at) = (rec.task.ok_or(StoreError::IdempotencyKeyReused)?, rec.at);
+                self.task_mut(user, id, None)?;
+                return Ok(Created {
+                    task: Task::create(id, user.clone(), task, first_at),
+                    replayed: true,
+                });
+            }
+        }
+        let id = self.fresh_id();
+        let task = Task::create(id, user.clone(), task, now);
+        self.insert(user, task.clone(), seq);
+        if let Some(idem) = idempotency {
+            self.keys.insert(
+                (user.clone(), idem.key.as_str().to_owned()),
+                KeyRecord {
+                    fingerprint: idem.fingerprint.clone(),
+                    task: Some(id),
+                    imported: 0,
+                    at: now,
+                },
+            );
+        }
+        Ok(Created {
+            task,
+            replayed: false,
+        })
+    }
+
+    fn insert(&mut self, user: &UserId, task: Task, seq: i64) {
+        let id = task.id;
+        self.tasks.entry(user.clone()).or_default().insert(id, task);
+        self.changed(user, id, seq);
+    }
+
+    fn update(
+        &mut self,
+        user: &UserId,
+        id: TaskId,
+        change: impl FnOnce(&mut Task),
+        expected: Option<Version>,
+        seq: i64,
+    ) -> Result<Task, StoreError> {
+        let task = self.task_mut(user, id, expected)?;
+        change(task);
+        let task = task.clone();
+        self.changed(user, id, seq);
+        Ok(task)
+    }
+
+    /// Removes tasks, leaving tombstones numbered `seq`, and prunes the user's old ones.
+    fn remove(&mut self, user: &UserId, ids: &[TaskId], clock: Clock, seq: i64) {
+        let feed = self.feeds.entry(user.clone()).or_default();
+        let old: Vec<_> = feed
+            .tombstones
+            .iter()
+            .filter(|(_, at)| **at < clock.prune_before)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in old {
+            feed.tombstones.remove(&k);
+            feed.pruned = feed.pruned.max(k.0);
+        }
+        for id in ids {
+            feed.of_task.remove(id);
+            feed.tombstones.insert((seq, *id), clock.now);
+        }
+        if let Some(tasks) = self.tasks.get_mut(user) {
+            for id in ids {
+                tasks.remove(id);
+            }
+        }
+    }
+
+    fn delete(
+        &mut self,
+        user: &UserId,
+        id: TaskId,
+        expected: Option<Version>,
+        clock: Clock,
+        seq: i64,
+    ) -> Result<(), StoreError> {
+        self.task_mut(user, id, expected)?;
+        self.remove(user, &[id], clock, seq);
+        Ok(())
+    }
+
+    fn apply(
+        &mut self,
+        user: &UserId,
+        op: &BatchOp,
+        clock: Clock,
+        seq: i64,
+    ) -> Result<BatchResult, StoreError> {
+        Ok(match op {
+            BatchOp::Create { task, idempotency } => BatchResult::Created(self.create(
+                user,
+                task.clone(),
+                idempotency.as_ref(),
+                clock.now,
+                seq,
+            )?),
+            BatchOp::Update {
+                id,
+                patch,
+                expected,
+            } => BatchResult::Updated(self.update(
+                user,
+                *id,
+                |t| t.apply(patch, clock.now),
+                *expected,
+                seq,
+            )?),
+            BatchOp::Delete { id, expected } => {
+                self.delete(user, *id, *expected, clock, seq)?;
+                BatchResult::Deleted(*id)
+            }
+        })
+    }
 }
 
 impl TaskStore for MemoryStore {
@@ -96,50 +280,8 @@ impl TaskStore for MemoryStore {
         now: Timestamp,
     ) -> Result<Created, StoreError> {
         let mut state = self.lock();
-        if let Some(idem) = &idempotency {
-            let slot = (user.clone(), idem.key.as_str().to_owned());
-            if let Some(rec) = state.keys.get(&slot)
-                && now.as_millis() - rec.at.as_millis() < IDEMPOTENCY_TTL_MS
-            {
-                if rec.fingerprint != idem.fingerprint {
-                    return Err(StoreError::IdempotencyKeyReused);
-                }
-                // The same body replays the first response: the task as it was created,
-                // whatever happened to it since (unless it was deleted: 404).
-                let (id, first_at) = (rec.task, rec.at);
-                state.task_mut(user, id, None)?;
-                return Ok(Created {
-                    task: Task::create(id, user.clone(), task, first_at),
-                    replayed: true,
-                });
-            }
-        }
-        let id = loop {
-            let id = TaskId::fresh();
-            if state.issued.insert(id) {
-                break id;
-            }
-        };
-        let task = Task::create(id, user.clone(), task, now);
-        state
-            .tasks
-            .entry(user.clone())
-            .or_default()
-            .insert(id, task.clone());
-        if let Some(idem) = idempotency {
-            state.keys.insert(
-                (user.clone(), idem.key.as_str().to_owned()),
-                KeyRecord {
-                    fingerprint: idem.fingerprint,
-                    task: id,
-                    at: now,
-                },
-            );
-        }
-        Ok(Created {
-            task,
-            replayed: false,
-        })
+        let seq = state.bump(user);
+        state.create(user, task, idempotency.as_ref(), now, seq)
     }
 
     async fn get(&self, user: &UserId, id: TaskId) -> Result<Task, StoreError> {
@@ -186,9 +328,8 @@ impl TaskStore for MemoryStore {
         now: Timestamp,
     ) -> Result<Task, StoreError> {
         let mut state = self.lock();
-        let task = state.task_mut(user, id, expected)?;
-        task.apply(patch, now);
-        Ok(task.clone())
+        let seq = state.bump(user);
+        state.update(user, id, |t| t.apply(patch, now), expected, seq)
     }
 
     async fn set_completion(
@@ -200,13 +341,15 @@ impl TaskStore for MemoryStore {
         now: Timestamp,
     ) -> Result<Task, StoreError> {
         let mut state = self.lock();
-        let task = state.task_mut(user, id, expected)?;
-        let completed = match completion {
-            Completion::Toggle => !task.completed,
-            Completion::Set(c) => c,
+        let seq = state.bump(user);
+        let change = |task: &mut Task| {
+            let completed = match completion {
+                Completion::Toggle => !task.completed,
+                Completion::Set(c) => c,
+            };
+            task.set_completed(completed, now);
         };
-        task.set_completed(completed, now);
-        Ok(task.clone())
+        state.update(user, id, change, expected, seq)
     }
 
     async fn delete(
@@ -214,28 +357,210 @@ impl TaskStore for MemoryStore {
         user: &UserId,
         id: TaskId,
         expected: Option<Version>,
+        clock: Clock,
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
-        state.task_mut(user, id, expected)?;
-        if let Some(tasks) = state.tasks.get_mut(user) {
-            tasks.remove(&id);
-        }
-        Ok(())
+        let seq = state.bump(user);
+        state.delete(user, id, expected, clock, seq)
     }
 
-    async fn clear_completed(&self, user: &UserId) -> Result<u64, StoreError> {
+    async fn clear_completed(&self, user: &UserId, clock: Clock) -> Result<u64, StoreError> {
         let mut state = self.lock();
-        let Some(tasks) = state.tasks.get_mut(user) else {
-            return Ok(0);
+        let done: Vec<TaskId> = state
+            .tasks
+            .get(user)
+            .map(|tasks| {
+                tasks
+                    .values()
+                    .filter(|t| t.completed)
+                    .map(|t| t.id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let seq = state.bump(user);
+        state.remove(user, &done, clock, seq);
+        Ok(done.len() as u64)
+    }
+
+    async fn changes(
+        &self,
+        user: &UserId,
+        after: FeedPosition,
+        limit: u32,
+        horizon: Timestamp,
+    ) -> Result<Changes, StoreError> {
+        let state = self.lock();
+        let Some(feed) = state.feeds.get(user) else {
+            return Ok(Changes::default());
         };
-        let before = tasks.len();
-        tasks.retain(|_, t| !t.completed);
-        Ok((before - tasks.len()) as u64)
+        let tasks = state.tasks.get(user);
+        let upserts = feed.of_task.iter().filter_map(|(id, seq)| {
+            let task = tasks?.get(id)?;
+            Some((
+                FeedPosition {
+                    seq: *seq,
+                    id: id.get(),
+                },
+                Change::Upsert(task.clone()),
+            ))
+        });
+        let deletes = feed
+            .tombstones
+            .iter()
+            .filter(|(_, at)| **at >= horizon)
+            .map(|((seq, id), at)| {
+                (
+                    FeedPosition {
+                        seq: *seq,
+                        id: id.get(),
+                    },
+                    Change::Delete {
+                        id: *id,
+                        deleted_at: *at,
+                    },
+                )
+            });
+        let mut changes: Vec<_> = upserts.chain(deletes).filter(|(p, _)| *p > after).collect();
+        changes.sort_unstable_by_key(|(p, _)| *p);
+        let has_more = changes.len() > limit as usize;
+        changes.truncate(limit as usize);
+        Ok(Changes {
+            changes,
+            has_more,
+            head: feed.seq,
+            pruned_through: feed.pruned,
+            epoch: feed.epoch,
+        })
+    }
+
+    async fn batch(
+        &self,
+        user: &UserId,
+        ops: &[BatchOp],
+        clock: Clock,
+    ) -> Result<Vec<BatchResult>, BatchFailure> {
+        let mut state = self.lock();
+        // All or none: keep what the batch may change, and put it back on a failure.
+        let tasks = state.tasks.get(user).cloned();
+        let feed = state.feeds.get(user).cloned();
+        let keys: Vec<_> = ops
+            .iter()
+            .filter_map(|op| match op {
+                BatchOp::Create {
+                    idempotency: Some(idem),
+                    ..
+                } => Some((user.clone(), idem.key.as_str().to_owned())),
+                _ => None,
+            })
+            .map(|slot| {
+                let before = state.keys.get(&slot).cloned();
+                (slot, before)
+            })
+            .collect();
+        let seq = state.bump(user);
+        let mut results = Vec::with_capacity(ops.len());
+        for (index, op) in ops.iter().enumerate() {
+            match state.apply(user, op, clock, seq) {
+                Ok(result) => results.push(result),
+                Err(error) => {
+                    restore(&mut state.tasks, user, tasks);
+                    restore(&mut state.feeds, user, feed);
+                    for (slot, before) in keys.into_iter().rev() {
+                        match before {
+                            Some(rec) => state.keys.insert(slot, rec),
+                            None => state.keys.remove(&slot),
+                        };
+                    }
+                    return Err(BatchFailure {
+                        index: Some(index),
+                        error,
+                    });
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    async fn import(
+        &self,
+        user: &UserId,
+        tasks: &[ImportedTask],
+        idempotency: Option<Idempotency>,
+        now: Timestamp,
+    ) -> Result<Imported, StoreError> {
+        let mut state = self.lock();
+        if let Some(idem) = &idempotency {
+            let slot = (user.clone(), idem.key.as_str().to_owned());
+            if let Some(rec) = state.keys.get(&slot)
+                && now.as_millis() - rec.at.as_millis() < IDEMPOTENCY_TTL_MS
+            {
+                if rec.fingerprint != idem.fingerprint || rec.task.is_some() {
+                    return Err(StoreError::IdempotencyKeyReused);
+                }
+                return Ok(Imported {
+                    count: rec.imported,
+                    replayed: true,
+                });
+            }
+        }
+        let seq = state.bump(user);
+        for t in tasks {
+            let id = state.fresh_id();
+            state.insert(user, t.clone().into_task(id, user.clone()), seq);
+        }
+        let count = tasks.len() as u64;
+        if let Some(idem) = idempotency {
+            state.keys.insert(
+                (user.clone(), idem.key.as_str().to_owned()),
+                KeyRecord {
+                    fingerprint: idem.fingerprint,
+                    task: None,
+                    imported: count,
+                    at: now,
+                },
+            );
+        }
+        Ok(Imported {
+            count,
+            replayed: false,
+        })
+    }
+
+    async fn export_page(
+        &self,
+        user: &UserId,
+        after: Option<(Timestamp, TaskId)>,
+        limit: u32,
+    ) -> Result<Vec<Task>, StoreError> {
+        let state = self.lock();
+        let Some(tasks) = state.tasks.get(user) else {
+            return Ok(Vec::new());
+        };
+        let key = |t: &Task| (t.created_at, t.id);
+        let mut page: Vec<&Task> = tasks
+            .values()
+            .filter(|t| after.is_none_or(|a| key(t) > a))
+            .collect();
+        let limit = limit as usize;
+        if page.len() > limit {
+            page.select_nth_unstable_by_key(limit, |t| key(t));
+            page.truncate(limit);
+        }
+        page.sort_unstable_by_key(|t| key(t));
+        Ok(page.into_iter().cloned().collect())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// Puts back a user's entry as it was (absent when it was).
+fn restore<T>(map: &mut HashMap<UserId, T>, user: &UserId, before: Option<T>) {
+    match before {
+        Some(v) => map.insert(user.clone(), v),
+        None => map.remove(user),
+    };
 }
 
 impl AccountStore for MemoryStore {

@@ -6,6 +6,7 @@
 //! - `tasks.rs`: [`TaskStore`](crate::TaskStore), one async method per operation, each
 //!   naming the owner; what a store can fail with ([`StoreError`](crate::StoreError),
 //!   [`Misconfiguration`](crate::Misconfiguration)); idempotency keys; pages.
+//! - `changes.rs`: what the change feed, batches, export and import exchange with a store.
 //! - `accounts.rs`: [`AccountStore`](crate::AccountStore) and the throttle counter's key.
 //! - `memory.rs`: [`MemoryStore`](crate::MemoryStore), both traits in memory.
 //! - `sql/` (feature `sql`): the PostgreSQL and SQLite stores over a host's executor,
@@ -20,6 +21,7 @@
 //! `sql/mod.rs`.
 
 pub(crate) mod accounts;
+pub(crate) mod changes;
 pub(crate) mod memory;
 #[cfg(feature = "sql")]
 pub mod sql;

@@ -12,6 +12,7 @@ use crate::domain::ids::{TaskId, UserId, Version};
 use crate::domain::listing::ListQuery;
 use crate::domain::task::{Completion, NewTask, Task, TaskPatch};
 use crate::domain::time::Timestamp;
+use crate::store::changes::{Changes, Clock, FeedPosition, Imported, ImportedTask};
 
 /// How long an idempotency key is remembered, in milliseconds (24 hours).
 pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
@@ -120,6 +121,62 @@ pub struct Page {
     pub has_more: bool,
 }
 
+/// One operation of a batch, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchOp {
+    /// Create a task, idempotently with a key.
+    Create {
+        /// The task.
+        task: NewTask,
+        /// The key and the fingerprint of `task`.
+        idempotency: Option<Idempotency>,
+    },
+    /// Apply a patch, if the task is at `expected`.
+    Update {
+        /// The task.
+        id: TaskId,
+        /// The change.
+        patch: TaskPatch,
+        /// The version required, if any.
+        expected: Option<Version>,
+    },
+    /// Delete, if the task is at `expected`.
+    Delete {
+        /// The task.
+        id: TaskId,
+        /// The version required, if any.
+        expected: Option<Version>,
+    },
+}
+
+/// What one operation of a batch did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchResult {
+    /// The create's task (perhaps replayed).
+    Created(Created),
+    /// The task as updated.
+    Updated(Task),
+    /// The task deleted.
+    Deleted(TaskId),
+}
+
+/// Why a batch applied nothing: the first operation that failed, and how.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("operation {index:?}: {error}")]
+pub struct BatchFailure {
+    /// The operation's index in the batch, from 0 (`None` when the failure is not one
+    /// operation's, such as the store being unreachable).
+    pub index: Option<usize>,
+    /// What it failed with.
+    pub error: StoreError,
+}
+
+impl From<StoreError> for BatchFailure {
+    fn from(error: StoreError) -> Self {
+        BatchFailure { index: None, error }
+    }
+}
+
 /// Where tasks live. Every method takes the owner; a task of another user is reported as
 /// [`StoreError::NotFound`], never as anything that tells it exists.
 ///
@@ -171,16 +228,61 @@ pub trait TaskStore {
         now: Timestamp,
     ) -> Result<Task, StoreError>;
 
-    /// Deletes task `id` of `user` if it is at version `expected` (when given).
+    /// Deletes task `id` of `user` if it is at version `expected` (when given), leaving a
+    /// tombstone at `clock.now` and pruning the user's tombstones older than
+    /// `clock.prune_before`.
     async fn delete(
         &self,
         user: &UserId,
         id: TaskId,
         expected: Option<Version>,
+        clock: Clock,
     ) -> Result<(), StoreError>;
 
-    /// Deletes every completed task of `user`, returning how many went.
-    async fn clear_completed(&self, user: &UserId) -> Result<u64, StoreError>;
+    /// Deletes every completed task of `user`, returning how many went (tombstones as for
+    /// [`TaskStore::delete`]).
+    async fn clear_completed(&self, user: &UserId, clock: Clock) -> Result<u64, StoreError>;
+
+    /// At most `limit` changes to `user`'s tasks after `after`, in the order they committed,
+    /// each task at most once (at its latest change). Tombstones deleted before `horizon`
+    /// count as pruned: they are not returned.
+    async fn changes(
+        &self,
+        user: &UserId,
+        after: FeedPosition,
+        limit: u32,
+        horizon: Timestamp,
+    ) -> Result<Changes, StoreError>;
+
+    /// Applies `ops` in order, all or none, as one change of the feed. A failure names the
+    /// first operation that failed; then nothing was applied.
+    async fn batch(
+        &self,
+        user: &UserId,
+        ops: &[BatchOp],
+        clock: Clock,
+    ) -> Result<Vec<BatchResult>, BatchFailure>;
+
+    /// Creates `tasks` for `user` with fresh ids, all or none, as one change of the feed.
+    /// With `idempotency`, a key already used by this user within [`IDEMPOTENCY_TTL_MS`]
+    /// returns the first import's count (`replayed`), or
+    /// [`StoreError::IdempotencyKeyReused`] if the fingerprint differs.
+    async fn import(
+        &self,
+        user: &UserId,
+        tasks: &[ImportedTask],
+        idempotency: Option<Idempotency>,
+        now: Timestamp,
+    ) -> Result<Imported, StoreError>;
+
+    /// At most `limit` of `user`'s tasks in creation order (`created_at`, then id), after
+    /// the task at `after` (from the first when `None`).
+    async fn export_page(
+        &self,
+        user: &UserId,
+        after: Option<(Timestamp, TaskId)>,
+        limit: u32,
+    ) -> Result<Vec<Task>, StoreError>;
 
     /// One cheap round trip to the backing store, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 
 use crate::{Reply, Transport, token_at};
 
+// The sync routes' behaviours (docs/sync.md), listed by `contract_tests!` with the rest.
+pub use crate::contract_sync::*;
+
 /// How a behaviour starts a fresh service with the given settings.
 pub type Start<'a, T> = &'a dyn Fn(&[(&str, &str)]) -> T;
 
@@ -129,6 +132,59 @@ macro_rules! contract_tests {
             errors_to_an_allowed_origin_carry_cors_headers_too,
             trailing_slash_is_ignored_not_redirected,
             user_named_tasks_uses_the_token_scoped_base,
+            // sync (docs/sync.md): crate::contract_sync
+            feed_without_since_returns_every_live_task_as_upserts,
+            feed_of_nothing_is_empty_with_a_next_token,
+            feed_after_delete_returns_a_tombstone,
+            feed_shows_a_task_changed_several_times_once_in_its_latest_state,
+            feed_never_repeats_a_change_already_returned,
+            feed_next_token_picks_up_only_later_changes,
+            feed_limit_pages_with_has_more,
+            feed_limit_outside_1_to_1000_is_400_naming_limit,
+            feed_with_a_forged_since_is_400_naming_since,
+            feed_token_ahead_of_the_database_is_410_sync_reset,
+            feed_token_from_another_database_is_410_sync_reset,
+            feed_is_scoped_to_the_token_user,
+            feed_under_every_base,
+            feed_shows_cleared_completed_tasks_as_tombstones,
+            feed_replica_equals_the_listing_once_drained,
+            batch_applies_every_operation_in_order,
+            batch_with_a_stale_if_match_applies_nothing_and_names_the_index,
+            batch_naming_another_users_task_is_404_and_applies_nothing,
+            batch_validation_lists_every_problem_with_paths,
+            batch_validation_comes_before_any_operation_is_tried,
+            batch_over_100_operations_is_422,
+            batch_empty_is_422,
+            batch_body_is_json_of_at_most_64_kib,
+            batch_create_with_idempotency_key_replays,
+            batch_create_reusing_a_key_with_another_body_is_422,
+            batch_with_an_invalid_idempotency_key_is_422_naming_it,
+            batch_unknown_op_is_422,
+            batch_update_with_unknown_field_is_422,
+            batch_result_tasks_carry_new_versions,
+            batch_if_match_takes_the_header_syntax,
+            batch_changes_share_one_position_in_the_feed,
+            export_streams_ndjson_one_task_per_line,
+            export_csv_with_accept_text_csv,
+            export_content_type_follows_accept,
+            export_with_unacceptable_accept_is_406,
+            export_is_scoped_to_the_token_user,
+            export_of_no_tasks_is_empty,
+            import_ndjson_creates_tasks_keeping_times_and_new_ids,
+            import_fills_in_updated_at_and_completed_at,
+            import_reads_any_rfc3339_time_and_renders_it_in_utc,
+            import_csv_creates_tasks,
+            import_of_an_export_round_trips,
+            import_of_a_csv_export_round_trips,
+            import_with_a_bad_record_imports_nothing_and_names_records_i,
+            import_csv_bad_row_is_named_without_counting_the_header,
+            import_with_idempotency_key_replays_without_importing_again,
+            import_key_reused_with_another_body_is_422,
+            import_with_wrong_content_type_is_415,
+            import_creates_show_in_the_feed,
+            import_over_10000_records_is_refused,
+            batch_export_and_import_are_served_under_every_base,
+            sync_routes_need_a_token_and_the_path_user,
         );
     };
 }

@@ -1,8 +1,9 @@
 //! What the task API's test suites share, so that each thing has one place: the reply
 //! type ([`Reply`]), tokens ([`token_at`], [`SECRET`]), the test database ([`postgres`]),
 //! temporary directories ([`temp_dir`]), the storage suite ([`store_suite`]) and the HTTP
-//! contract suite ([`contract`]) over a [`Transport`]: the core in process ([`InProcess`])
-//! or any server over HTTP ([`Http`]).
+//! contract suite ([`contract`], with the sync routes' behaviours from [`contract_sync`])
+//! over a [`Transport`]: the core in process ([`InProcess`]) or any server over HTTP
+//! ([`Http`]).
 //!
 //! # Running the contract suite against another server
 //!
@@ -25,9 +26,11 @@
 //! each request in a millisecond of its own, as the in-process clock does).
 
 pub mod contract;
+pub mod contract_sync;
 pub mod postgres;
 pub mod reply;
 pub mod store_suite;
+pub mod sync_suite;
 pub mod token;
 pub mod transport;
 

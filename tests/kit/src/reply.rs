@@ -15,10 +15,18 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// Parses `raw`'s body as JSON; panics (with the text) when it is not, since every body
-    /// of the contract is JSON.
+    /// Parses `raw`'s body as JSON; panics (with the text) when it is not, since every JSON
+    /// body of the contract must parse. A body of another declared type (an export's JSON
+    /// lines or CSV) is read with [`Reply::text`] instead, and `json` is `Null`.
     pub fn new(raw: Response<Vec<u8>>) -> Reply {
-        let json = if raw.body().is_empty() {
+        let declared_other = raw
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|m| m.trim().to_ascii_lowercase())
+            .is_some_and(|m| m != "application/json" && !m.ends_with("+json"));
+        let json = if raw.body().is_empty() || declared_other {
             Value::Null
         } else {
             serde_json::from_slice(raw.body()).unwrap_or_else(|e| {

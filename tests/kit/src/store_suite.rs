@@ -8,9 +8,9 @@
 //! the guard is dropped after the test, e.g. to drop a database schema).
 
 use task_api_core::{
-    Completion, Description, DueDate, IDEMPOTENCY_TTL_MS, Idempotency, IdempotencyKey, ListQuery,
-    NewTask, Priority, StoreError, Task, TaskId, TaskPatch, TaskStore, Timestamp, Title, UserId,
-    Version,
+    Clock, Completion, Description, DueDate, IDEMPOTENCY_TTL_MS, Idempotency, IdempotencyKey,
+    ListQuery, NewTask, Priority, StoreError, Task, TaskId, TaskPatch, TaskStore, Timestamp, Title,
+    UserId, Version,
 };
 
 /// Generates one `#[tokio::test]` per suite function, each on a fresh store from `$fresh`.
@@ -54,6 +54,14 @@ pub const T0: i64 = 1_795_256_130_123;
 pub fn at(ms: i64) -> Timestamp {
     Timestamp::from_millis(T0 + ms)
 }
+
+/// The clock of a write at `at(ms)`, keeping tombstones for 30 days.
+pub fn clock(ms: i64) -> Clock {
+    Clock::new(at(ms), RETENTION_MS)
+}
+
+/// The default retention of tombstones, in ms.
+pub const RETENTION_MS: i64 = 30 * 86_400_000;
 
 pub fn user(s: &str) -> UserId {
     UserId::parse(s).unwrap()
@@ -182,7 +190,7 @@ pub async fn unknown_ids_are_not_found<S: TaskStore>(store: &S) {
             Err(StoreError::NotFound)
         );
         assert_eq!(
-            store.delete(&u, missing, expected).await,
+            store.delete(&u, missing, expected, clock(0)).await,
             Err(StoreError::NotFound)
         );
     }
@@ -414,7 +422,7 @@ pub async fn version_conflicts_change_nothing<S: TaskStore>(store: &S) {
         );
     }
     assert_eq!(
-        store.delete(&u, t.id, Some(stale)).await,
+        store.delete(&u, t.id, Some(stale), clock(0)).await,
         Err(StoreError::VersionConflict)
     );
     assert_eq!(
@@ -439,13 +447,16 @@ pub async fn version_conflicts_change_nothing<S: TaskStore>(store: &S) {
         .unwrap();
     assert_eq!(t3.version, t2.version.next());
     assert_eq!(
-        store.delete(&u, t.id, Some(t2.version)).await,
+        store.delete(&u, t.id, Some(t2.version), clock(0)).await,
         Err(StoreError::VersionConflict)
     );
-    store.delete(&u, t.id, Some(t3.version)).await.unwrap();
+    store
+        .delete(&u, t.id, Some(t3.version), clock(0))
+        .await
+        .unwrap();
     assert_eq!(store.get(&u, t.id).await, Err(StoreError::NotFound));
     assert_eq!(
-        store.delete(&u, t.id, None).await,
+        store.delete(&u, t.id, None, clock(0)).await,
         Err(StoreError::NotFound)
     );
 }
@@ -618,7 +629,10 @@ pub async fn idempotent_create<S: TaskStore>(store: &S) {
     assert_eq!(all_tasks(store, &alice).await.len(), 2);
 
     // A replay of a deleted task is not found (and creates nothing).
-    store.delete(&alice, c4.task.id, None).await.unwrap();
+    store
+        .delete(&alice, c4.task.id, None, clock(0))
+        .await
+        .unwrap();
     assert_eq!(
         store
             .create(
@@ -662,11 +676,11 @@ pub async fn other_users_see_nothing<S: TaskStore>(store: &S) {
             );
         }
         assert_eq!(
-            store.delete(&mallory, t.id, expected).await,
+            store.delete(&mallory, t.id, expected, clock(0)).await,
             Err(StoreError::NotFound)
         );
     }
-    assert_eq!(store.clear_completed(&mallory).await, Ok(0));
+    assert_eq!(store.clear_completed(&mallory, clock(0)).await, Ok(0));
     let page = store.list(&mallory, &ListQuery::default()).await.unwrap();
     assert_eq!((page.tasks.len(), page.total), (0, 0));
     // An idempotency key of alice's means nothing to mallory.
@@ -693,13 +707,13 @@ pub async fn clear_completed_counts<S: TaskStore>(store: &S) {
             create(store, u, new, at(i)).await;
         }
     }
-    assert_eq!(store.clear_completed(&a).await, Ok(3));
-    assert_eq!(store.clear_completed(&a).await, Ok(0));
+    assert_eq!(store.clear_completed(&a, clock(0)).await, Ok(3));
+    assert_eq!(store.clear_completed(&a, clock(0)).await, Ok(0));
     let left = all_tasks(store, &a).await;
     assert_eq!(left.len(), 2);
     assert!(left.iter().all(|t| !t.completed));
     assert_eq!(all_tasks(store, &b).await.len(), 2);
-    assert_eq!(store.clear_completed(&b).await, Ok(1));
+    assert_eq!(store.clear_completed(&b, clock(0)).await, Ok(1));
 }
 
 /// Ids come from `TaskId::fresh`: no two alike, none above 2^53 − 1, and no sequence a
@@ -712,7 +726,7 @@ pub async fn ids_are_unique_unordered_and_exact_in_javascript<S: TaskStore>(stor
         let task = create(store, &u, new_task(&format!("t{i}")), at(i)).await;
         ids.push(task.id.get());
         if i % 3 == 0 {
-            store.delete(&u, task.id, None).await.unwrap();
+            store.delete(&u, task.id, None, clock(0)).await.unwrap();
         }
     }
     assert!(

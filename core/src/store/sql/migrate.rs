@@ -50,7 +50,8 @@ impl Migration {
     }
 
     /// The statements of the script for `dialect`, one per call to the executor: lines that
-    /// start with `--` are dropped, and a statement ends at each line ending with `;`.
+    /// start with `--` are dropped, and a statement ends at each line ending with `;`, except
+    /// inside a function body quoted with `$body$`.
     ///
     /// ```
     /// use task_api_core::sql::{Dialect, MIGRATIONS};
@@ -95,17 +96,34 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../migrations/postgres/0005_random_ids.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0005_random_ids.sql"),
     },
+    Migration {
+        version: 6,
+        name: "change_feed",
+        postgres: include_str!("../../../migrations/postgres/0006_change_feed.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0006_change_feed.sql"),
+    },
 ];
+
+/// The quote tag of function bodies in migrations: inside it, lines ending with `;` do not
+/// end the statement.
+const BODY_QUOTE: &str = "$body$";
 
 fn split_statements(script: &str) -> Vec<String> {
     let mut statements = Vec::new();
     let mut current = String::new();
+    let mut in_body = false;
     for line in script.lines() {
         if line.trim_start().starts_with("--") {
             continue;
         }
+        if line.matches(BODY_QUOTE).count() % 2 == 1 {
+            in_body = !in_body;
+        }
         let trimmed = line.trim_end();
-        if let Some(end) = trimmed.strip_suffix(';') {
+        if in_body {
+            current.push_str(line);
+            current.push('\n');
+        } else if let Some(end) = trimmed.strip_suffix(';') {
             current.push_str(end);
             if !current.trim().is_empty() {
                 statements.push(current.trim().to_owned());
@@ -316,8 +334,15 @@ mod tests {
                     || !m.statements(Dialect::Postgres).is_empty()
             );
             for d in [Dialect::Postgres, Dialect::Sqlite] {
+                // A `;` only inside a function body: there it separates the body's own
+                // statements, and the runner keeps the body whole.
                 let statements = m.statements(d);
-                assert!(statements.iter().all(|s| !s.contains(';')), "{m:?}");
+                assert!(
+                    statements
+                        .iter()
+                        .all(|s| !s.contains(';') || s.matches(BODY_QUOTE).count() == 2),
+                    "{m:?}"
+                );
             }
         }
     }

@@ -103,7 +103,7 @@ pub fn list_statement(
     query: &crate::ListQuery,
 ) -> (String, Vec<SqlValue>) {
     let st = statements::list(dialect, user, query);
-    (st.sql, st.params)
+    (st.full_sql(), st.params)
 }
 
 /// The statement [`SqlStore`] sends to create `task` with `id` for `user` at `now` (without
@@ -116,10 +116,19 @@ pub fn insert_statement(
     id: crate::TaskId,
     now: crate::Timestamp,
 ) -> (String, Vec<SqlValue>) {
-    let st = statements::insert_task(dialect, user, task, id, now);
+    let st = statements::insert_task(
+        dialect,
+        user,
+        task,
+        id,
+        now,
+        statements::Seq::TAKEN_FOR_BENCH,
+    );
     match dialect {
-        // As sent: behind the guard against empty results (`query_guarded`).
-        Dialect::Postgres => (guarded(&st.sql), st.params),
+        // As sent: behind the guard against empty results (`query_guarded`), with the
+        // change counter's step in the same statement.
+        Dialect::Postgres => (guarded_with(&st.ctes, &st.sql), st.params),
+        // Without the counter's step: the store sends that first, in the same transaction.
         Dialect::Sqlite => (st.sql, st.params),
     }
 }
@@ -145,8 +154,8 @@ pub enum SqlValue {
 /// PostgreSQL, by SQLSTATE: class `08` (connection), `53300` (too many connections) and
 /// `57P01` to `57P03` (shutdown, cannot connect now) are [`DbError::Unavailable`], as is a
 /// closed connection; `23505` is [`DbError::UniqueViolation`]; `23514` is
-/// [`DbError::CheckViolation`]; `42P01` (undefined table) and `42703` (undefined column)
-/// are [`DbError::SchemaMissing`]; `28000` / `28P01` (authentication) and `3D000` (no such
+/// [`DbError::CheckViolation`]; `42P01` (undefined table), `42703` (undefined column) and
+/// `42883` (undefined function) are [`DbError::SchemaMissing`]; `28000` / `28P01` (authentication) and `3D000` (no such
 /// database) are [`DbError::Misconfigured`]. SQLite: `SQLITE_BUSY`, `SQLITE_LOCKED` and
 /// `SQLITE_CANTOPEN` are unavailable; `SQLITE_CONSTRAINT_UNIQUE` and
 /// `SQLITE_CONSTRAINT_PRIMARYKEY` are unique violations; `SQLITE_CONSTRAINT_CHECK` is a check
@@ -175,6 +184,11 @@ pub enum DbError {
     /// behind this crate's migrations.
     #[error("schema missing: {0}")]
     SchemaMissing(String),
+    /// A rule of this crate's own SQL refused the statement: PostgreSQL's `task_api_batch`
+    /// raises SQLSTATE `T` + kind + the failing operation's 3-digit index (`TN004`: operation
+    /// 4 found no task). Carries the SQLSTATE.
+    #[error("batch refused: {0}")]
+    Rule(String),
     /// Any other failure.
     #[error("database error: {0}")]
     Other(String),
@@ -208,13 +222,20 @@ impl DbError {
             "53300" | "57P01" | "57P02" | "57P03" => DbError::Unavailable(message),
             "23505" => DbError::UniqueViolation(message),
             "23514" => DbError::CheckViolation(message),
-            "42P01" | "42703" => DbError::SchemaMissing(message),
+            // An undefined table, column or function (`task_api_batch`).
+            "42P01" | "42703" | "42883" => DbError::SchemaMissing(message),
             "28000" | "28P01" => misconfigured("database_url", AUTH_HINT, message),
             "3D000" => misconfigured("database_url", NO_DATABASE_HINT, message),
             "42501" => misconfigured("database_url", PRIVILEGE_HINT, message),
             // A serialization failure, a deadlock, a server gone read-only in a failover:
             // the next try may well succeed.
             "40001" | "40P01" | "25006" => DbError::Unavailable(message),
+            s if s.len() == 5
+                && matches!(&s[..2], "TN" | "TV" | "TK")
+                && s[2..].bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                DbError::Rule(s.to_owned())
+            }
             _ => DbError::Other(message),
         }
     }
@@ -415,10 +436,26 @@ fn scrub_credentials(text: &str) -> String {
 
 /// `sql` (PostgreSQL) wrapped so that it returns at least one row; see [`query_guarded`].
 fn guarded(sql: &str) -> String {
+    guarded_with("", sql)
+}
+
+/// [`guarded`] for a statement whose common table expressions `ctes` (without `WITH`, may
+/// be empty) come before it: data-modifying ones must stay at the top level.
+pub(crate) fn guarded_with(ctes: &str, sql: &str) -> String {
+    let sep = if ctes.is_empty() { "" } else { ", " };
     format!(
-        "WITH guarded AS ({sql}) SELECT g.* FROM (SELECT 1) AS one \
+        "WITH {ctes}{sep}guarded AS ({sql}) SELECT g.* FROM (SELECT 1) AS one \
          LEFT JOIN (SELECT true AS present, guarded.* FROM guarded) AS g ON true"
     )
+}
+
+/// The rows of a [`guarded`] statement, without the marker and the `NULL` row.
+pub(crate) fn unguard(mut rows: Vec<Vec<SqlValue>>) -> Vec<Vec<SqlValue>> {
+    rows.retain(|row| matches!(row.first(), Some(SqlValue::Bool(true))));
+    for row in &mut rows {
+        row.remove(0);
+    }
+    rows
 }
 
 /// Runs a statement that returns rows, such that the statement PostgreSQL sees always
@@ -447,12 +484,7 @@ pub(crate) async fn query_guarded<E: Executor>(
     if dialect == Dialect::Sqlite {
         return executor.query(sql, params).await;
     }
-    let mut rows = executor.query(&guarded(sql), params).await?;
-    rows.retain(|row| matches!(row.first(), Some(SqlValue::Bool(true))));
-    for row in &mut rows {
-        row.remove(0);
-    }
-    Ok(rows)
+    Ok(unguard(executor.query(&guarded(sql), params).await?))
 }
 
 /// One database connection that runs one statement at a time.

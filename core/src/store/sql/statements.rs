@@ -13,6 +13,7 @@ use crate::domain::listing::{Direction, ListQuery, SortKey, SortValue, StatusFil
 use crate::domain::task::{Completion, Description, NewTask, Priority, Task, TaskPatch, Title};
 use crate::domain::time::{DueDate, Timestamp};
 use crate::store::accounts::ThrottleKey;
+use crate::store::changes::{Change, Changes, Clock, FeedPosition};
 use crate::store::tasks::{IDEMPOTENCY_TTL_MS, Idempotency, StoreError};
 
 /// The columns of a task, in the order [`decode_task`] reads them.
@@ -56,7 +57,11 @@ impl fmt::Display for Param {
 /// A statement ready to send.
 #[derive(Debug)]
 pub(crate) struct Statement {
-    /// The SQL in the target dialect.
+    /// Common table expressions the statement starts with, without `WITH` (empty for
+    /// none): kept apart so that the guard against empty results can add its own at the
+    /// same level (PostgreSQL allows data-modifying ones only at the top).
+    pub ctes: String,
+    /// The SQL in the target dialect, after the common table expressions.
     pub sql: String,
     /// The parameters, `$1` first.
     pub params: Vec<SqlValue>,
@@ -70,17 +75,95 @@ pub(crate) struct Statement {
 /// parameter list only.
 struct Builder {
     dialect: Dialect,
+    ctes: String,
     sql: String,
     params: Vec<SqlValue>,
+}
+
+impl Statement {
+    /// The whole statement, as sent when it needs no guard.
+    pub(crate) fn full_sql(&self) -> String {
+        if self.ctes.is_empty() {
+            self.sql.clone()
+        } else {
+            format!("WITH {} {}", self.ctes, self.sql)
+        }
+    }
+}
+
+/// Where a write takes its change number from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Seq {
+    /// PostgreSQL: the counter's step `c`, a common table expression of the same statement,
+    /// which every write runs before it touches a task (so that writers lock the counter
+    /// first, and never deadlock).
+    Counter,
+    /// SQLite: the number the transaction took first ([`bump`]).
+    Taken(i64),
+}
+
+impl Seq {
+    /// What [`super::insert_statement`] shows for SQLite.
+    pub(crate) const TAKEN_FOR_BENCH: Seq = Seq::Taken(1);
+
+    /// The change number for `dialect` once taken (`None` on PostgreSQL, whose statements
+    /// take it themselves).
+    pub(crate) fn of(dialect: Dialect, taken: Option<i64>) -> Seq {
+        match (dialect, taken) {
+            (Dialect::Sqlite, Some(n)) => Seq::Taken(n),
+            _ => Seq::Counter,
+        }
+    }
 }
 
 impl Builder {
     fn new(dialect: Dialect) -> Self {
         Builder {
             dialect,
+            ctes: String::new(),
             sql: String::with_capacity(256),
             params: Vec::new(),
         }
+    }
+
+    /// Adds the common table expression `name AS (…)`, its text written by `body`.
+    fn with(&mut self, name: &str, body: impl FnOnce(&mut Builder)) -> &mut Self {
+        let outer = std::mem::take(&mut self.sql);
+        body(self);
+        let inner = std::mem::replace(&mut self.sql, outer);
+        if !self.ctes.is_empty() {
+            self.ctes.push_str(", ");
+        }
+        let _ = write!(self.ctes, "{name} AS ({inner})");
+        self
+    }
+
+    /// The change number: the counter's step, or the number taken.
+    fn seq(&mut self, seq: Seq) -> &mut Self {
+        match seq {
+            Seq::Counter => self.sql("(SELECT seq FROM c)"),
+            Seq::Taken(n) => self.arg(SqlValue::Int(n), Ty::BigInt),
+        }
+    }
+
+    /// On PostgreSQL, the counter's step `c` of `user` (pruning the user's tombstones from
+    /// before `prune_before`, when given, into `pruned`): see [`Seq::Counter`].
+    fn counter(&mut self, seq: Seq, user: Param, prune_before: Option<Timestamp>) -> &mut Self {
+        if !matches!(seq, Seq::Counter) {
+            return self;
+        }
+        let cut = prune_before.map(|t| self.bind(SqlValue::Int(t.as_millis()), Ty::BigInt));
+        self.with("c", |b| bump_text(b, user, cut));
+        if let Some(cut) = cut {
+            self.with("pruned", |b| {
+                b.sql("DELETE FROM task_tombstones WHERE user_id = ")
+                    .put(user)
+                    .sql(" AND deleted_at < ")
+                    .put(cut)
+                    .sql(" AND (SELECT seq FROM c) IS NOT NULL");
+            });
+        }
+        self
     }
 
     /// Appends a fixed fragment (or text made only of fixed fragments and placeholders).
@@ -120,6 +203,7 @@ impl Builder {
 
     fn finish(self) -> Statement {
         Statement {
+            ctes: self.dialect.render(&self.ctes).into_owned(),
             sql: self.dialect.render(&self.sql).into_owned(),
             params: self.params,
             always_returns_a_row: false,
@@ -151,6 +235,81 @@ pub(crate) fn begin(dialect: Dialect) -> &'static str {
     }
 }
 
+/// The counter's step for `user`: its next number (1 for a user's first write), and, with
+/// `cut`, the highest number of the tombstones older than `cut` recorded as pruned.
+/// Returns `seq`.
+fn bump_text(b: &mut Builder, user: Param, cut: Option<Param>) {
+    // The epoch is drawn for the user's first write only (`Changes::epoch`).
+    b.sql("INSERT INTO task_feeds (user_id, seq, epoch) VALUES (")
+        .put(user)
+        .sql(", 1, ")
+        .arg(SqlValue::Int(TaskId::fresh().get()), Ty::BigInt)
+        .sql(") ON CONFLICT (user_id) DO UPDATE SET seq = task_feeds.seq + 1");
+    if let Some(cut) = cut {
+        let greatest = greatest(b.dialect);
+        b.sql(", pruned_seq = ")
+            .sql(greatest)
+            .sql(
+                "(task_feeds.pruned_seq, COALESCE((SELECT max(d.seq) FROM task_tombstones d \
+                 WHERE d.user_id = ",
+            )
+            .put(user)
+            .sql(" AND d.deleted_at < ")
+            .put(cut)
+            .sql("), 0))");
+    }
+    b.sql(" RETURNING seq");
+}
+
+/// SQLite: the user's next change number, taken first in a write's transaction (one row:
+/// `seq`), recording the tombstones from before `prune_before` as pruned.
+pub(crate) fn bump(dialect: Dialect, user: &UserId, prune_before: Option<Timestamp>) -> Statement {
+    let mut b = Builder::new(dialect);
+    let u = b.bind(text(user.as_str()), Ty::Text);
+    let cut = prune_before.map(|t| b.bind(SqlValue::Int(t.as_millis()), Ty::BigInt));
+    bump_text(&mut b, u, cut);
+    Statement {
+        always_returns_a_row: true,
+        ..b.finish()
+    }
+}
+
+/// SQLite: deletes `user`'s tombstones from before `prune_before` (after [`bump`] recorded
+/// them as pruned).
+pub(crate) fn prune_tombstones(
+    dialect: Dialect,
+    user: &UserId,
+    prune_before: Timestamp,
+) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.sql("DELETE FROM task_tombstones WHERE user_id = ")
+        .arg(text(user.as_str()), Ty::Text)
+        .sql(" AND deleted_at < ")
+        .arg(SqlValue::Int(prune_before.as_millis()), Ty::BigInt);
+    b.finish()
+}
+
+/// SQLite: the tombstone of task `id`, deleted at `now` as change `seq`.
+pub(crate) fn insert_tombstone(
+    dialect: Dialect,
+    user: &UserId,
+    id: TaskId,
+    seq: i64,
+    now: Timestamp,
+) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.sql("INSERT INTO task_tombstones (user_id, seq, task_id, deleted_at) VALUES (")
+        .arg(text(user.as_str()), Ty::Text)
+        .sql(", ")
+        .arg(SqlValue::Int(seq), Ty::BigInt)
+        .sql(", ")
+        .arg(SqlValue::Int(id.get()), Ty::BigInt)
+        .sql(", ")
+        .arg(SqlValue::Int(now.as_millis()), Ty::BigInt)
+        .sql(") ON CONFLICT DO NOTHING");
+    b.finish()
+}
+
 /// `INSERT` of a new task `id` at `now`, returning it. A taken `id` is a unique violation
 /// (the store draws another). The id is the first parameter, here and in
 /// [`create_with_key_postgres`].
@@ -163,17 +322,53 @@ pub(crate) fn insert_task(
     new: &NewTask,
     id: TaskId,
     now: Timestamp,
+    seq: Seq,
+) -> Statement {
+    let times = Times::new(new.completed, now);
+    insert_task_at(dialect, user, new, id, times, seq)
+}
+
+/// A new task's times: all `now`, or an import's own.
+#[derive(Clone, Copy)]
+pub(crate) struct Times {
+    pub(crate) created_at: Timestamp,
+    pub(crate) updated_at: Timestamp,
+    pub(crate) completed_at: Option<Timestamp>,
+}
+
+impl Times {
+    pub(crate) fn new(completed: bool, now: Timestamp) -> Times {
+        Times {
+            created_at: now,
+            updated_at: now,
+            completed_at: completed.then_some(now),
+        }
+    }
+}
+
+/// [`insert_task`] with the given times.
+pub(crate) fn insert_task_at(
+    dialect: Dialect,
+    user: &UserId,
+    new: &NewTask,
+    id: TaskId,
+    times: Times,
+    seq: Seq,
 ) -> Statement {
     let mut b = Builder::new(dialect);
+    // The id is `$1` (tests rely on finding it there), the user `$2`.
+    let id_p = b.bind(SqlValue::Int(id.get()), Ty::BigInt);
+    let u = b.bind(text(user.as_str()), Ty::Text);
+    b.counter(seq, u, None);
     b.sql("INSERT INTO tasks (id, ")
         .sql(INSERT_COLUMNS)
         .sql(match dialect {
-            Dialect::Postgres => ") OVERRIDING SYSTEM VALUE VALUES (",
-            Dialect::Sqlite => ") VALUES (",
+            Dialect::Postgres => ", change_seq) OVERRIDING SYSTEM VALUE VALUES (",
+            Dialect::Sqlite => ", change_seq) VALUES (",
         });
-    b.arg(SqlValue::Int(id.get()), Ty::BigInt).sql(", ");
-    task_values(&mut b, user, new, now);
-    b.sql(") RETURNING ").columns("");
+    b.put(id_p).sql(", ");
+    task_values(&mut b, u, new, times);
+    b.sql(", ").seq(seq).sql(") RETURNING ").columns("");
     b.finish()
 }
 
@@ -181,9 +376,9 @@ pub(crate) fn insert_task(
 const INSERT_COLUMNS: &str = "user_id, title, title_fold, description, description_fold, \
      completed, priority, due_date, created_at, updated_at, completed_at, version";
 
-/// The values of a new task at `now`, comma-separated, every one bound.
-fn task_values(b: &mut Builder, user: &UserId, new: &NewTask, now: Timestamp) {
-    b.arg(text(user.as_str()), Ty::Text).sql(", ");
+/// The values of a new task with `times`, comma-separated, every one bound.
+fn task_values(b: &mut Builder, user: Param, new: &NewTask, times: Times) {
+    b.put(user).sql(", ");
     b.arg(text(new.title.as_str()), Ty::Text).sql(", ");
     b.arg(SqlValue::Text(new.title.folded()), Ty::Text)
         .sql(", ");
@@ -202,16 +397,16 @@ fn task_values(b: &mut Builder, user: &UserId, new: &NewTask, now: Timestamp) {
         .sql(", ");
     b.arg(opt_text(new.due_date.map(|d| d.to_string())), Ty::Text)
         .sql(", ");
-    let now_p = b.bind(SqlValue::Int(now.as_millis()), Ty::BigInt);
-    b.put(now_p).sql(", ").put(now_p).sql(", ");
-    b.arg(
-        if new.completed {
-            SqlValue::Int(now.as_millis())
-        } else {
-            SqlValue::Null
-        },
-        Ty::BigInt,
-    );
+    b.arg(SqlValue::Int(times.created_at.as_millis()), Ty::BigInt)
+        .sql(", ")
+        .arg(SqlValue::Int(times.updated_at.as_millis()), Ty::BigInt)
+        .sql(", ")
+        .arg(
+            times
+                .completed_at
+                .map_or(SqlValue::Null, |t| SqlValue::Int(t.as_millis())),
+            Ty::BigInt,
+        );
     b.sql(", 1");
 }
 
@@ -241,7 +436,13 @@ pub(crate) fn create_with_key_postgres(
         SqlValue::Int(now.as_millis().saturating_sub(IDEMPOTENCY_TTL_MS)),
         Ty::BigInt,
     );
-    b.sql("WITH claimed AS (INSERT INTO idempotency_keys (user_id, key, fingerprint, task_id, created_at) VALUES (")
+    // The counter first (every writer locks it before anything else), then the key, which
+    // reads from it so that it runs after it.
+    b.counter(Seq::Counter, u, None);
+    b.with("claimed", |b| {
+        b.sql(
+            "INSERT INTO idempotency_keys (user_id, key, fingerprint, task_id, created_at) SELECT ",
+        )
         .put(u)
         .sql(", ")
         .put(k)
@@ -252,19 +453,24 @@ pub(crate) fn create_with_key_postgres(
         .sql(", ")
         .arg(SqlValue::Int(now.as_millis()), Ty::BigInt)
         .sql(
-            ") ON CONFLICT (user_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, \
-             task_id = excluded.task_id, created_at = excluded.created_at \
-             WHERE idempotency_keys.created_at <= ",
+            " FROM c ON CONFLICT (user_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, \
+                 task_id = excluded.task_id, created_at = excluded.created_at, imported = NULL \
+                 WHERE idempotency_keys.created_at <= ",
         )
         .put(cutoff)
-        .sql(" RETURNING task_id), inserted AS (INSERT INTO tasks (id, ")
-        .sql(INSERT_COLUMNS)
-        .sql(") OVERRIDING SYSTEM VALUE SELECT claimed.task_id, ");
-    task_values(&mut b, user, new, now);
-    b.sql(" FROM claimed RETURNING ")
-        .columns("")
-        .sql(
-            "), earlier AS (SELECT k.fingerprint, k.task_id, k.created_at, \
+        .sql(" RETURNING task_id");
+    });
+    b.with("inserted", |b| {
+        b.sql("INSERT INTO tasks (id, ")
+            .sql(INSERT_COLUMNS)
+            .sql(", change_seq) OVERRIDING SYSTEM VALUE SELECT claimed.task_id, ");
+        task_values(b, u, new, Times::new(new.completed, now));
+        b.sql(", (SELECT seq FROM c) FROM claimed RETURNING ")
+            .columns("");
+    });
+    b.with("earlier", |b| {
+        b.sql(
+            "SELECT k.fingerprint, k.task_id, k.created_at, \
              EXISTS (SELECT 1 FROM tasks t WHERE t.id = k.task_id AND t.user_id = k.user_id) AS present \
              FROM idempotency_keys k WHERE k.user_id = ",
         )
@@ -276,10 +482,9 @@ pub(crate) fn create_with_key_postgres(
         // snapshot still shows (both NULL then, and the statement runs again).
         .sql(" AND k.created_at > ")
         .put(cutoff)
-        .sql(
-            " AND NOT EXISTS (SELECT 1 FROM claimed)) \
-             SELECT earlier.fingerprint, earlier.task_id, earlier.created_at, earlier.present, ",
-        )
+        .sql(" AND NOT EXISTS (SELECT 1 FROM claimed)");
+    });
+    b.sql("SELECT earlier.fingerprint, earlier.task_id, earlier.created_at, earlier.present, ")
         .columns("ins.")
         .sql(
             " FROM (SELECT 1) AS one LEFT JOIN inserted AS ins ON true \
@@ -311,12 +516,14 @@ pub(crate) fn select_version(dialect: Dialect, user: &UserId, id: TaskId) -> Sta
     b.finish()
 }
 
-/// `WHERE id = … AND user_id = … [AND version = …]`
-fn where_task(b: &mut Builder, user: &UserId, id: TaskId, expected: Option<Version>) {
-    b.sql(" WHERE id = ")
-        .arg(SqlValue::Int(id.get()), Ty::BigInt)
-        .sql(" AND user_id = ")
-        .arg(text(user.as_str()), Ty::Text);
+/// `WHERE id = … AND user_id = … [AND version = …]`, after the counter's step on
+/// PostgreSQL (a one-time filter, so the counter is locked before the task).
+fn where_task(b: &mut Builder, user: Param, id: Param, expected: Option<Version>, seq: Seq) {
+    b.sql(" WHERE ");
+    if matches!(seq, Seq::Counter) {
+        b.sql("(SELECT seq FROM c) IS NOT NULL AND ");
+    }
+    b.sql("id = ").put(id).sql(" AND user_id = ").put(user);
     if let Some(v) = expected {
         b.sql(" AND version = ")
             .arg(SqlValue::Int(v.get()), Ty::BigInt);
@@ -325,7 +532,7 @@ fn where_task(b: &mut Builder, user: &UserId, id: TaskId, expected: Option<Versi
 
 /// The `SET` items that every change ends with: `completed_at` for a new completion state
 /// (SET expressions see the old row), `updated_at` that never goes backwards, the version.
-fn set_completion_and_touch(b: &mut Builder, completed: Option<Completion>, now: Param) {
+fn set_completion_and_touch(b: &mut Builder, completed: Option<Completion>, now: Param, seq: Seq) {
     match completed {
         None => {}
         Some(Completion::Set(true)) => {
@@ -347,7 +554,8 @@ fn set_completion_and_touch(b: &mut Builder, completed: Option<Completion>, now:
         .sql(greatest)
         .sql("(updated_at, ")
         .put(now)
-        .sql("), version = version + 1");
+        .sql("), version = version + 1, change_seq = ")
+        .seq(seq);
 }
 
 /// One `UPDATE` applying `patch` (only the columns it holds), returning the task.
@@ -358,8 +566,11 @@ pub(crate) fn update_task(
     patch: &TaskPatch,
     expected: Option<Version>,
     now: Timestamp,
+    seq: Seq,
 ) -> Statement {
     let mut b = Builder::new(dialect);
+    let (u, id) = task_params(&mut b, user, id);
+    b.counter(seq, u, None);
     b.sql("UPDATE tasks SET ");
     if let Some(title) = patch.title() {
         b.sql("title = ")
@@ -386,10 +597,17 @@ pub(crate) fn update_task(
             .sql(", ");
     }
     let now = b.bind(SqlValue::Int(now.as_millis()), Ty::BigInt);
-    set_completion_and_touch(&mut b, patch.completed().map(Completion::Set), now);
-    where_task(&mut b, user, id, expected);
+    set_completion_and_touch(&mut b, patch.completed().map(Completion::Set), now, seq);
+    where_task(&mut b, u, id, expected, seq);
     b.sql(" RETURNING ").columns("");
     b.finish()
+}
+
+/// Binds the user and the task id, which the counter and the condition share.
+fn task_params(b: &mut Builder, user: &UserId, id: TaskId) -> (Param, Param) {
+    let id = b.bind(SqlValue::Int(id.get()), Ty::BigInt);
+    let u = b.bind(text(user.as_str()), Ty::Text);
+    (u, id)
 }
 
 /// One `UPDATE` toggling or setting `completed` atomically, returning the task.
@@ -400,36 +618,87 @@ pub(crate) fn set_completion(
     completion: Completion,
     expected: Option<Version>,
     now: Timestamp,
+    seq: Seq,
 ) -> Statement {
     let mut b = Builder::new(dialect);
+    let (u, id) = task_params(&mut b, user, id);
+    b.counter(seq, u, None);
     b.sql("UPDATE tasks SET ");
     let now = b.bind(SqlValue::Int(now.as_millis()), Ty::BigInt);
-    set_completion_and_touch(&mut b, Some(completion), now);
-    where_task(&mut b, user, id, expected);
+    set_completion_and_touch(&mut b, Some(completion), now, seq);
+    where_task(&mut b, u, id, expected, seq);
     b.sql(" RETURNING ").columns("");
     b.finish()
 }
 
-/// `DELETE` of one task, returning its id.
+/// `DELETE` of one task, returning its id. On PostgreSQL the same statement takes the
+/// counter's step, prunes the user's tombstones from before `clock.prune_before` and leaves
+/// the task's own; on SQLite the store does those in the transaction ([`insert_tombstone`],
+/// [`prune_tombstones`]).
 pub(crate) fn delete_task(
     dialect: Dialect,
     user: &UserId,
     id: TaskId,
     expected: Option<Version>,
+    clock: Clock,
+    seq: Seq,
 ) -> Statement {
     let mut b = Builder::new(dialect);
-    b.sql("DELETE FROM tasks");
-    where_task(&mut b, user, id, expected);
-    b.sql(" RETURNING id");
+    let (u, id) = task_params(&mut b, user, id);
+    b.counter(seq, u, Some(clock.prune_before));
+    let gone = |b: &mut Builder| {
+        b.sql("DELETE FROM tasks");
+        where_task(b, u, id, expected, seq);
+        b.sql(" RETURNING id");
+    };
+    if matches!(seq, Seq::Counter) {
+        b.with("gone", gone);
+        tombstones_of_gone(&mut b, u, clock.now);
+        b.sql("SELECT id FROM gone");
+    } else {
+        gone(&mut b);
+    }
     b.finish()
 }
 
-/// `DELETE` of every completed task of `user` (run with `execute`, which counts them).
-pub(crate) fn clear_completed(dialect: Dialect, user: &UserId) -> Statement {
+/// PostgreSQL: the tombstones of the tasks in `gone`, at `now` (a common table expression).
+fn tombstones_of_gone(b: &mut Builder, u: Param, now: Timestamp) {
+    b.with("tomb", |b| {
+        b.sql("INSERT INTO task_tombstones (user_id, seq, task_id, deleted_at) SELECT ")
+            .put(u)
+            .sql(", (SELECT seq FROM c), id, ")
+            .arg(SqlValue::Int(now.as_millis()), Ty::BigInt)
+            .sql(" FROM gone");
+    });
+}
+
+/// `DELETE` of every completed task of `user`, returning their ids (on PostgreSQL with the
+/// counter's step and the tombstones, as [`delete_task`]).
+pub(crate) fn clear_completed(
+    dialect: Dialect,
+    user: &UserId,
+    clock: Clock,
+    seq: Seq,
+) -> Statement {
     let mut b = Builder::new(dialect);
-    b.sql("DELETE FROM tasks WHERE user_id = ")
-        .arg(text(user.as_str()), Ty::Text)
-        .sql(" AND completed");
+    let u = b.bind(text(user.as_str()), Ty::Text);
+    b.counter(seq, u, Some(clock.prune_before));
+    let gone = |b: &mut Builder| {
+        b.sql("DELETE FROM tasks WHERE ");
+        if matches!(seq, Seq::Counter) {
+            b.sql("(SELECT seq FROM c) IS NOT NULL AND ");
+        }
+        b.sql("user_id = ")
+            .put(u)
+            .sql(" AND completed RETURNING id");
+    };
+    if matches!(seq, Seq::Counter) {
+        b.with("gone", gone);
+        tombstones_of_gone(&mut b, u, clock.now);
+        b.sql("SELECT id FROM gone");
+    } else {
+        gone(&mut b);
+    }
     b.finish()
 }
 
@@ -452,7 +721,7 @@ pub(crate) fn claim_key(
         .arg(SqlValue::Int(now.as_millis()), Ty::BigInt)
         .sql(
             ") ON CONFLICT (user_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, \
-             task_id = NULL, created_at = excluded.created_at \
+             task_id = NULL, created_at = excluded.created_at, imported = NULL \
              WHERE idempotency_keys.created_at <= ",
         )
         .arg(
@@ -807,6 +1076,15 @@ pub(crate) fn decode_earlier(
     Ok(Task::create(id, user.clone(), new.clone(), at))
 }
 
+/// The task id a `… RETURNING id` row holds.
+pub(crate) fn decode_id(row: &[SqlValue]) -> Result<TaskId, StoreError> {
+    row.first()
+        .map(|v| int(v, "id"))
+        .transpose()?
+        .and_then(TaskId::new)
+        .ok_or_else(|| bad_row("id", "is not a task id"))
+}
+
 pub(crate) fn is_null_task(row: &[SqlValue]) -> bool {
     row.first().is_none_or(|v| *v == SqlValue::Null)
 }
@@ -911,6 +1189,280 @@ pub(crate) fn decode_user(row: &[SqlValue]) -> Result<(User, String), StoreError
     Ok((user, text_of(hash, "password_hash")?))
 }
 
+/// The change feed of `user` after `after`: one statement, always one row or more. Each row
+/// is `head, pruned_seq, epoch` (the user's counter, `NULL` before any write), then a change or
+/// `NULL`s: `kind` (0 upsert, 1 delete), `seq`, `deleted_at`, and the task's columns (only
+/// `id` for a delete). At most `limit` changes in feed order, tombstones from before
+/// `horizon` left out. Read by [`decode_changes`].
+///
+/// Each half is ordered and limited on its own first, so that each walks its index
+/// (`tasks_user_change`, the tombstones' primary key) from `after` and reads at most `limit`
+/// rows, whatever the number of tasks.
+pub(crate) fn changes(
+    dialect: Dialect,
+    user: &UserId,
+    after: FeedPosition,
+    limit: u32,
+    horizon: Timestamp,
+) -> Statement {
+    let mut b = Builder::new(dialect);
+    let u = b.bind(text(user.as_str()), Ty::Text);
+    let s = b.bind(SqlValue::Int(after.seq), Ty::BigInt);
+    let i = b.bind(SqlValue::Int(after.id), Ty::BigInt);
+    let n = b.bind(SqlValue::Int(i64::from(limit) + 1), Ty::BigInt);
+    b.sql("SELECT f.seq, f.pruned_seq, f.epoch, ch.kind, ch.seq, ch.deleted_at, ")
+        .columns("ch.")
+        .sql(" FROM (SELECT 1) AS one LEFT JOIN task_feeds f ON f.user_id = ")
+        .put(u)
+        .sql(" LEFT JOIN (SELECT * FROM (SELECT * FROM (SELECT 0 AS kind, t.change_seq AS seq, CAST(NULL AS BIGINT) AS deleted_at, ")
+        .columns("t.")
+        .sql(" FROM tasks t WHERE t.user_id = ")
+        .put(u)
+        .sql(" AND (t.change_seq, t.id) > (")
+        .put(s)
+        .sql(", ")
+        .put(i)
+        .sql(") ORDER BY t.change_seq, t.id LIMIT ")
+        .put(n)
+        .sql(") AS up UNION ALL SELECT * FROM (SELECT 1, d.seq, d.deleted_at, d.task_id, ")
+        // Typed: PostgreSQL reads an untyped NULL of a subquery as text.
+        .sql(
+            "CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS BOOLEAN), \
+             CAST(NULL AS SMALLINT), CAST(NULL AS TEXT), CAST(NULL AS BIGINT), \
+             CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT)",
+        );
+    b.sql(" FROM task_tombstones d WHERE d.user_id = ")
+        .put(u)
+        .sql(" AND d.deleted_at >= ")
+        .arg(SqlValue::Int(horizon.as_millis()), Ty::BigInt)
+        .sql(" AND (d.seq, d.task_id) > (")
+        .put(s)
+        .sql(", ")
+        .put(i)
+        .sql(") ORDER BY d.seq, d.task_id LIMIT ")
+        .put(n)
+        .sql(") AS down) AS both_halves ORDER BY seq, id LIMIT ")
+        .put(n)
+        .sql(") AS ch ON true ORDER BY ch.seq, ch.id");
+    Statement {
+        always_returns_a_row: true,
+        ..b.finish()
+    }
+}
+
+/// The rows of [`changes`] (`has_more` not yet decided: the caller asked for one more).
+pub(crate) fn decode_changes(rows: &[Vec<SqlValue>]) -> Result<Changes, StoreError> {
+    let mut out = Changes::default();
+    for row in rows {
+        let [h, p, e, kind, seq, deleted_at, task @ ..] = row.as_slice() else {
+            return Err(bad_row("changes", "has too few columns"));
+        };
+        out.head = opt_int(h, "task_feeds.seq")?.unwrap_or(0);
+        out.pruned_through = opt_int(p, "task_feeds.pruned_seq")?.unwrap_or(0);
+        out.epoch = opt_int(e, "task_feeds.epoch")?.unwrap_or(0);
+        let Some(kind) = opt_int(kind, "kind")? else {
+            continue;
+        };
+        let seq = int(seq, "seq")?;
+        let change = if kind == 0 {
+            Change::Upsert(decode_task(task)?)
+        } else {
+            let id = task
+                .first()
+                .map(|v| int(v, "task_id"))
+                .transpose()?
+                .and_then(TaskId::new)
+                .ok_or_else(|| bad_row("task_tombstones.task_id", "is not a task id"))?;
+            let at = int(deleted_at, "deleted_at")?;
+            Change::Delete {
+                id,
+                deleted_at: Timestamp::from_millis(at),
+            }
+        };
+        let position = FeedPosition {
+            seq,
+            id: change.task_id().get(),
+        };
+        out.changes.push((position, change));
+    }
+    Ok(out)
+}
+
+/// A page of `user`'s tasks for an export: in creation order, after `after`.
+pub(crate) fn export_page(
+    dialect: Dialect,
+    user: &UserId,
+    after: Option<(Timestamp, TaskId)>,
+    limit: u32,
+) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.sql("SELECT ")
+        .columns("")
+        .sql(" FROM tasks WHERE user_id = ")
+        .arg(text(user.as_str()), Ty::Text);
+    if let Some((created_at, id)) = after {
+        b.sql(" AND (created_at, id) > (")
+            .arg(SqlValue::Int(created_at.as_millis()), Ty::BigInt)
+            .sql(", ")
+            .arg(SqlValue::Int(id.get()), Ty::BigInt)
+            .sql(")");
+    }
+    b.sql(" ORDER BY created_at, id LIMIT ")
+        .arg(SqlValue::Int(i64::from(limit)), Ty::BigInt);
+    b.finish()
+}
+
+/// PostgreSQL: one call of `task_api_batch` (migration 0006) with the operations as JSON
+/// ([`batch_json`]). Rows: `r_ord, r_replayed, r_imported`, then a task's columns.
+pub(crate) fn call_batch(user: &UserId, ops: String, clock: Clock) -> Statement {
+    let mut b = Builder::new(Dialect::Postgres);
+    b.sql("SELECT * FROM task_api_batch(")
+        .arg(text(user.as_str()), Ty::Text)
+        .sql(", (")
+        .arg(SqlValue::Text(ops), Ty::Text)
+        .sql(")::jsonb, ")
+        .arg(SqlValue::Int(clock.now.as_millis()), Ty::BigInt)
+        .sql(", ")
+        .arg(SqlValue::Int(clock.prune_before.as_millis()), Ty::BigInt)
+        .sql(", ")
+        .arg(
+            SqlValue::Int(clock.now.as_millis().saturating_sub(IDEMPOTENCY_TTL_MS)),
+            Ty::BigInt,
+        )
+        .sql(", ")
+        .arg(SqlValue::Int(TaskId::fresh().get()), Ty::BigInt)
+        .sql(")");
+    b.finish()
+}
+
+/// One operation for `task_api_batch`: a create of `new` under `id` with `times`.
+pub(crate) fn create_json(
+    new: &NewTask,
+    id: TaskId,
+    times: Times,
+    key: Option<&Idempotency>,
+    quiet: bool,
+) -> serde_json::Value {
+    let mut o = serde_json::json!({
+        "op": "create",
+        "id": id.get(),
+        "title": new.title.as_str(),
+        "title_fold": new.title.folded(),
+        "description": new.description.as_ref().map(Description::as_str),
+        "description_fold": new.description.as_ref().map(Description::folded),
+        "completed": new.completed,
+        "priority": new.priority.rank(),
+        "due_date": new.due_date.map(|d| d.to_string()),
+        "created_at": times.created_at.as_millis(),
+        "updated_at": times.updated_at.as_millis(),
+        "completed_at": times.completed_at.map(Timestamp::as_millis),
+    });
+    if let Some(idem) = key {
+        o["key"] = idem.key.as_str().into();
+        o["fingerprint"] = idem.fingerprint.as_str().into();
+    }
+    if quiet {
+        o["quiet"] = true.into();
+    }
+    o
+}
+
+/// One operation for `task_api_batch`: an update (only the fields the patch holds).
+pub(crate) fn update_json(
+    id: TaskId,
+    patch: &TaskPatch,
+    expected: Option<Version>,
+) -> serde_json::Value {
+    let mut o = serde_json::json!({ "op": "update", "id": id.get() });
+    if let Some(v) = expected {
+        o["expected"] = v.get().into();
+    }
+    if let Some(title) = patch.title() {
+        o["title"] = title.as_str().into();
+        o["title_fold"] = title.folded().into();
+    }
+    if let Some(description) = patch.description() {
+        o["description"] = description.map(Description::as_str).into();
+        o["description_fold"] = description.map(Description::folded).into();
+    }
+    if let Some(priority) = patch.priority() {
+        o["priority"] = priority.rank().into();
+    }
+    if let Some(due) = patch.due_date() {
+        o["due_date"] = due.map(|d| d.to_string()).into();
+    }
+    if let Some(completed) = patch.completed() {
+        o["completed"] = completed.into();
+    }
+    o
+}
+
+/// One operation for `task_api_batch`: a delete.
+pub(crate) fn delete_json(id: TaskId, expected: Option<Version>) -> serde_json::Value {
+    let mut o = serde_json::json!({ "op": "delete", "id": id.get() });
+    if let Some(v) = expected {
+        o["expected"] = v.get().into();
+    }
+    o
+}
+
+/// SQLite: claims an import's idempotency key (as [`claim_key`], remembering the count).
+pub(crate) fn claim_import_key(
+    dialect: Dialect,
+    user: &UserId,
+    idem: &Idempotency,
+    count: u64,
+    now: Timestamp,
+) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.sql("INSERT INTO idempotency_keys (user_id, key, fingerprint, task_id, created_at, imported) VALUES (")
+        .arg(text(user.as_str()), Ty::Text)
+        .sql(", ")
+        .arg(text(idem.key.as_str()), Ty::Text)
+        .sql(", ")
+        .arg(text(&idem.fingerprint), Ty::Text)
+        .sql(", NULL, ")
+        .arg(SqlValue::Int(now.as_millis()), Ty::BigInt)
+        .sql(", ")
+        .arg(SqlValue::Int(i64::try_from(count).unwrap_or(i64::MAX)), Ty::BigInt)
+        .sql(
+            ") ON CONFLICT (user_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, \
+             task_id = NULL, created_at = excluded.created_at, imported = excluded.imported \
+             WHERE idempotency_keys.created_at <= ",
+        )
+        .arg(
+            SqlValue::Int(now.as_millis().saturating_sub(IDEMPOTENCY_TTL_MS)),
+            Ty::BigInt,
+        );
+    b.finish()
+}
+
+/// SQLite: the earlier import of a live key: `fingerprint, task_id, imported`.
+pub(crate) fn select_import_key(dialect: Dialect, user: &UserId, idem: &Idempotency) -> Statement {
+    let mut b = Builder::new(dialect);
+    b.sql("SELECT fingerprint, task_id, imported FROM idempotency_keys WHERE user_id = ")
+        .arg(text(user.as_str()), Ty::Text)
+        .sql(" AND key = ")
+        .arg(text(idem.key.as_str()), Ty::Text);
+    b.finish()
+}
+
+/// Whether an earlier import (`fingerprint, task_id, imported`) is a replay of `idem`: its
+/// count, or `None` when the key was used for something else.
+pub(crate) fn decode_import_key(
+    row: &[SqlValue],
+    idem: &Idempotency,
+) -> Result<Option<u64>, StoreError> {
+    let [fp, task, imported, ..] = row else {
+        return Err(bad_row("idempotency_keys", "has too few columns"));
+    };
+    let same = string(fp, "fingerprint")? == idem.fingerprint && matches!(task, SqlValue::Null);
+    Ok(match (same, opt_int(imported, "imported")?) {
+        (true, Some(n)) => Some(u64::try_from(n).unwrap_or(0)),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -927,13 +1479,14 @@ mod tests {
         new.description = Description::parse("100%_").unwrap();
         for dialect in [Dialect::Postgres, Dialect::Sqlite] {
             let id = TaskId::new(7).unwrap();
-            let st = insert_task(dialect, &user, &new, id, Timestamp::from_millis(5));
-            assert!(
-                !st.sql.contains("brien") && !st.sql.contains("DROP"),
-                "{}",
-                st.sql
-            );
-            assert_eq!(st.params.len(), 11);
+            let seq = Seq::of(dialect, Some(3));
+            let st = insert_task(dialect, &user, &new, id, Timestamp::from_millis(5), seq);
+            let sql = st.full_sql();
+            assert!(!sql.contains("brien") && !sql.contains("DROP"), "{sql}");
+            // The id, the user, the ten values of a task (the times apart), and on SQLite
+            // the change number (PostgreSQL's comes from the counter in the statement).
+            let expected = if dialect == Dialect::Sqlite { 13 } else { 12 };
+            assert_eq!(st.params.len(), expected);
             assert_eq!(st.params[0], SqlValue::Int(7), "the id is $1");
             if dialect == Dialect::Postgres {
                 let idem = Idempotency {

@@ -6,14 +6,59 @@ use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::migrate::{migrate, schema_is_current};
-use super::{DbError, Dialect, Executor, SqlValue, query_guarded};
+use super::statements::{Seq, Times};
+use super::{DbError, Dialect, Executor, SqlValue, guarded_with, unguard};
 use crate::domain::account::{Email, User};
 use crate::domain::ids::{TaskId, UserId, Version};
 use crate::domain::listing::ListQuery;
 use crate::domain::task::{Completion, NewTask, Task, TaskPatch};
 use crate::domain::time::Timestamp;
 use crate::store::accounts::{AccountStore, ThrottleKey};
-use crate::store::tasks::{Created, Idempotency, Page, StoreError, TaskStore};
+use crate::store::changes::{Changes, Clock, FeedPosition, Imported, ImportedTask};
+use crate::store::tasks::{
+    BatchFailure, BatchOp, BatchResult, Created, Idempotency, Page, StoreError, TaskStore,
+};
+
+/// An imported task's own times.
+fn import_times(t: &ImportedTask) -> Times {
+    Times {
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+        completed_at: t.completed_at,
+    }
+}
+
+/// The results of `task_api_batch`, one row per operation in order.
+fn batch_results(
+    ops: &[BatchOp],
+    rows: &[Vec<SqlValue>],
+) -> Result<Vec<BatchResult>, BatchFailure> {
+    if rows.len() != ops.len() {
+        return Err(StoreError::Other(format!(
+            "task_api_batch returned {} rows for {} operations",
+            rows.len(),
+            ops.len()
+        ))
+        .into());
+    }
+    ops.iter()
+        .zip(rows)
+        .map(|(op, row)| {
+            let (replayed, task) = match row.as_slice() {
+                [_, replayed, _, task @ ..] => (*replayed == SqlValue::Bool(true), task),
+                _ => return Err(StoreError::Other("undecodable batch row".into()).into()),
+            };
+            Ok(match op {
+                BatchOp::Create { .. } => BatchResult::Created(Created {
+                    task: statements::decode_task(task)?,
+                    replayed,
+                }),
+                BatchOp::Update { .. } => BatchResult::Updated(statements::decode_task(task)?),
+                BatchOp::Delete { id, .. } => BatchResult::Deleted(*id),
+            })
+        })
+        .collect()
+}
 
 /// A [`TaskStore`] and [`AccountStore`] in a PostgreSQL or SQLite database reached through `E`.
 ///
@@ -113,10 +158,11 @@ impl<E: Executor> SqlStore<E> {
     /// Sends a row-returning statement, behind the guard against empty results unless it
     /// always returns a row.
     async fn rows(&self, st: &Statement) -> Result<Vec<Vec<SqlValue>>, DbError> {
-        if st.always_returns_a_row {
-            self.executor.query(&st.sql, &st.params).await
+        if st.always_returns_a_row || self.dialect == Dialect::Sqlite {
+            self.executor.query(&st.full_sql(), &st.params).await
         } else {
-            query_guarded(&self.executor, self.dialect, &st.sql, &st.params).await
+            let sql = guarded_with(&st.ctes, &st.sql);
+            Ok(unguard(self.executor.query(&sql, &st.params).await?))
         }
     }
 
@@ -126,7 +172,7 @@ impl<E: Executor> SqlStore<E> {
 
     async fn execute(&self, st: Statement) -> Result<u64, StoreError> {
         self.executor
-            .execute(&st.sql, &st.params)
+            .execute(&st.full_sql(), &st.params)
             .await
             .map_err(|e| self.seen(e))
     }
@@ -198,49 +244,6 @@ impl<E: Executor> SqlStore<E> {
         }
     }
 
-    /// The idempotent create on SQLite, inside a `BEGIN IMMEDIATE` transaction the caller
-    /// opened (a Spin SQLite connection lives for one request: closing it rolls back).
-    async fn create_with_key_sqlite(
-        &self,
-        user: &UserId,
-        task: &NewTask,
-        idem: &Idempotency,
-        id: TaskId,
-        now: Timestamp,
-    ) -> Result<Insert<Result<Created, StoreError>>, StoreError> {
-        let d = self.dialect;
-        let claimed = self
-            .execute(statements::claim_key(d, user, idem, now))
-            .await?;
-        if claimed == 0 {
-            // A live key: replay it, or refuse a different body.
-            let rows = self.query(statements::select_key(d, user, idem)).await?;
-            let row = rows
-                .first()
-                .ok_or_else(|| StoreError::Other("idempotency key vanished".into()))?;
-            return Ok(Insert::Done(
-                statements::decode_earlier(row, user, task, idem).map(|task| Created {
-                    task,
-                    replayed: true,
-                }),
-            ));
-        }
-        let Insert::Done(rows) = self
-            .insert_query(statements::insert_task(d, user, task, id, now))
-            .await?
-        else {
-            return Ok(Insert::IdTaken);
-        };
-        let task = Self::one_task(rows)?
-            .ok_or_else(|| StoreError::Other("INSERT returned no row".into()))?;
-        self.execute(statements::set_key_task(d, user, idem, task.id))
-            .await?;
-        Ok(Insert::Done(Ok(Created {
-            task,
-            replayed: false,
-        })))
-    }
-
     /// The idempotent create on PostgreSQL: one statement
     /// ([`statements::create_with_key_postgres`]), run a second time only when a concurrent
     /// create with the same key committed while the first waited.
@@ -296,6 +299,68 @@ const ID_DRAWS: usize = 3;
 
 // The operations, each run once; `TaskStore` runs them through `migrating!`.
 impl<E: Executor> SqlStore<E> {
+    /// Starts a write. On SQLite: `BEGIN IMMEDIATE`, then the user's next change number
+    /// (pruning the user's tombstones from before `prune_before`, when given), which is
+    /// returned; the write's statements then use it ([`Seq::Taken`]) and
+    /// [`SqlStore::end_write`] commits. On PostgreSQL nothing: each write is one statement
+    /// that takes its number itself ([`Seq::Counter`]).
+    async fn begin_write(
+        &self,
+        user: &UserId,
+        prune_before: Option<Timestamp>,
+    ) -> Result<Option<i64>, StoreError> {
+        let d = self.dialect;
+        if d == Dialect::Postgres {
+            return Ok(None);
+        }
+        self.plain(statements::begin(d)).await?;
+        let taken = async {
+            let rows = self.query(statements::bump(d, user, prune_before)).await?;
+            let seq = match rows.first().and_then(|r| r.first()) {
+                Some(SqlValue::Int(n)) => *n,
+                _ => return Err(StoreError::Other("undecodable task_feeds row".into())),
+            };
+            if let Some(cut) = prune_before {
+                self.execute(statements::prune_tombstones(d, user, cut))
+                    .await?;
+            }
+            Ok(seq)
+        }
+        .await;
+        match taken {
+            Ok(seq) => Ok(Some(seq)),
+            Err(e) => {
+                let _ = self.plain("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends a write [`SqlStore::begin_write`] started: commits its outcome, or rolls back.
+    async fn end_write<T>(
+        &self,
+        taken: Option<i64>,
+        outcome: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if taken.is_none() {
+            return outcome;
+        }
+        match outcome {
+            Ok(v) => match self.plain("COMMIT").await {
+                Ok(_) => Ok(v),
+                Err(e) => {
+                    let _ = self.plain("ROLLBACK").await;
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                // Never leave half-written rows; the original error is the one to report.
+                let _ = self.plain("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
     async fn create_once(
         &self,
         user: &UserId,
@@ -303,12 +368,43 @@ impl<E: Executor> SqlStore<E> {
         idempotency: Option<&Idempotency>,
         now: Timestamp,
     ) -> Result<Created, StoreError> {
+        let taken = self.begin_write(user, None).await?;
+        let seq = Seq::of(self.dialect, taken);
+        let outcome = match (self.dialect, idempotency) {
+            (Dialect::Postgres, Some(idem)) => {
+                self.create_with_key_postgres_drawing(user, task, idem, now)
+                    .await
+            }
+            (_, Some(idem)) => {
+                self.create_with_key_sqlite(user, task, idem, now, seq)
+                    .await
+            }
+            (_, None) => {
+                self.insert_drawing(user, task, Times::new(task.completed, now), seq)
+                    .await
+            }
+        };
+        self.end_write(taken, outcome).await
+    }
+
+    /// Inserts `task` under fresh ids until one is free (at most [`ID_DRAWS`]).
+    async fn insert_drawing(
+        &self,
+        user: &UserId,
+        task: &NewTask,
+        times: Times,
+        seq: Seq,
+    ) -> Result<Created, StoreError> {
         for _ in 0..ID_DRAWS {
-            if let Insert::Done(outcome) = self
-                .create_with_id(user, task, idempotency, TaskId::fresh(), now)
-                .await?
-            {
-                return outcome;
+            let st =
+                statements::insert_task_at(self.dialect, user, task, TaskId::fresh(), times, seq);
+            if let Insert::Done(rows) = self.insert_query(st).await? {
+                let task = Self::one_task(rows)?
+                    .ok_or_else(|| StoreError::Other("INSERT returned no row".into()))?;
+                return Ok(Created {
+                    task,
+                    replayed: false,
+                });
             }
         }
         Err(StoreError::Other(format!(
@@ -316,58 +412,58 @@ impl<E: Executor> SqlStore<E> {
         )))
     }
 
-    async fn create_with_id(
+    async fn create_with_key_postgres_drawing(
         &self,
         user: &UserId,
         task: &NewTask,
-        idempotency: Option<&Idempotency>,
-        id: TaskId,
+        idem: &Idempotency,
         now: Timestamp,
-    ) -> Result<Insert<Result<Created, StoreError>>, StoreError> {
-        let Some(idem) = idempotency else {
-            let st = statements::insert_task(self.dialect, user, task, id, now);
-            let Insert::Done(rows) = self.insert_query(st).await? else {
-                return Ok(Insert::IdTaken);
-            };
-            let task = Self::one_task(rows)?
-                .ok_or_else(|| StoreError::Other("INSERT returned no row".into()))?;
-            return Ok(Insert::Done(Ok(Created {
+    ) -> Result<Created, StoreError> {
+        for _ in 0..ID_DRAWS {
+            if let Insert::Done(created) = self
+                .create_with_key_postgres(user, task, idem, TaskId::fresh(), now)
+                .await?
+            {
+                return Ok(created);
+            }
+        }
+        Err(StoreError::Other(format!(
+            "{ID_DRAWS} fresh task ids in a row were taken"
+        )))
+    }
+
+    /// The idempotent create on SQLite, inside the write's transaction: claim the key, or
+    /// replay it; insert; record the task on the key. A concurrent create with the same key
+    /// waits on the write lock, then finds the committed key and replays it.
+    async fn create_with_key_sqlite(
+        &self,
+        user: &UserId,
+        task: &NewTask,
+        idem: &Idempotency,
+        now: Timestamp,
+        seq: Seq,
+    ) -> Result<Created, StoreError> {
+        let d = self.dialect;
+        let claimed = self
+            .execute(statements::claim_key(d, user, idem, now))
+            .await?;
+        if claimed == 0 {
+            // A live key: replay it, or refuse a different body.
+            let rows = self.query(statements::select_key(d, user, idem)).await?;
+            let row = rows
+                .first()
+                .ok_or_else(|| StoreError::Other("idempotency key vanished".into()))?;
+            return statements::decode_earlier(row, user, task, idem).map(|task| Created {
                 task,
-                replayed: false,
-            })));
-        };
-        if self.dialect == Dialect::Postgres {
-            return Ok(
-                match self
-                    .create_with_key_postgres(user, task, idem, id, now)
-                    .await
-                {
-                    Ok(Insert::Done(created)) => Insert::Done(Ok(created)),
-                    Ok(Insert::IdTaken) => Insert::IdTaken,
-                    Err(e) => Insert::Done(Err(e)),
-                },
-            );
+                replayed: true,
+            });
         }
-        self.plain(statements::begin(self.dialect)).await?;
-        match self.create_with_key_sqlite(user, task, idem, id, now).await {
-            Ok(Insert::Done(outcome)) => {
-                if let Err(e) = self.plain("COMMIT").await {
-                    let _ = self.plain("ROLLBACK").await;
-                    return Err(e);
-                }
-                Ok(Insert::Done(outcome))
-            }
-            Ok(Insert::IdTaken) => {
-                // Undo the key's claim; the next draw claims it again.
-                self.plain("ROLLBACK").await?;
-                Ok(Insert::IdTaken)
-            }
-            Err(e) => {
-                // Never leave half-written rows; the original error is the one to report.
-                let _ = self.plain("ROLLBACK").await;
-                Err(e)
-            }
-        }
+        let created = self
+            .insert_drawing(user, task, Times::new(task.completed, now), seq)
+            .await?;
+        self.execute(statements::set_key_task(d, user, idem, created.task.id))
+            .await?;
+        Ok(created)
     }
 
     async fn get_once(&self, user: &UserId, id: TaskId) -> Result<Task, StoreError> {
@@ -410,8 +506,11 @@ impl<E: Executor> SqlStore<E> {
         expected: Option<Version>,
         now: Timestamp,
     ) -> Result<Task, StoreError> {
-        let st = statements::update_task(self.dialect, user, id, patch, expected, now);
-        self.changed_task(st, user, id, expected).await
+        let taken = self.begin_write(user, None).await?;
+        let seq = Seq::of(self.dialect, taken);
+        let st = statements::update_task(self.dialect, user, id, patch, expected, now, seq);
+        let outcome = self.changed_task(st, user, id, expected).await;
+        self.end_write(taken, outcome).await
     }
 
     async fn set_completion_once(
@@ -422,8 +521,11 @@ impl<E: Executor> SqlStore<E> {
         expected: Option<Version>,
         now: Timestamp,
     ) -> Result<Task, StoreError> {
-        let st = statements::set_completion(self.dialect, user, id, completion, expected, now);
-        self.changed_task(st, user, id, expected).await
+        let taken = self.begin_write(user, None).await?;
+        let seq = Seq::of(self.dialect, taken);
+        let st = statements::set_completion(self.dialect, user, id, completion, expected, now, seq);
+        let outcome = self.changed_task(st, user, id, expected).await;
+        self.end_write(taken, outcome).await
     }
 
     async fn delete_once(
@@ -431,20 +533,330 @@ impl<E: Executor> SqlStore<E> {
         user: &UserId,
         id: TaskId,
         expected: Option<Version>,
+        clock: Clock,
     ) -> Result<(), StoreError> {
+        let taken = self.begin_write(user, Some(clock.prune_before)).await?;
+        let outcome = self.delete_in(user, id, expected, clock, taken).await;
+        self.end_write(taken, outcome).await
+    }
+
+    /// Deletes one task inside a write (with its tombstone).
+    async fn delete_in(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        expected: Option<Version>,
+        clock: Clock,
+        taken: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let seq = Seq::of(self.dialect, taken);
         let rows = self
-            .query(statements::delete_task(self.dialect, user, id, expected))
+            .query(statements::delete_task(
+                self.dialect,
+                user,
+                id,
+                expected,
+                clock,
+                seq,
+            ))
             .await?;
         if rows.is_empty() {
-            Err(self.missing(user, id, expected).await?)
-        } else {
-            Ok(())
+            return Err(self.missing(user, id, expected).await?);
+        }
+        if let Some(n) = taken {
+            self.execute(statements::insert_tombstone(
+                self.dialect,
+                user,
+                id,
+                n,
+                clock.now,
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn clear_completed_once(&self, user: &UserId, clock: Clock) -> Result<u64, StoreError> {
+        let taken = self.begin_write(user, Some(clock.prune_before)).await?;
+        let outcome = async {
+            let seq = Seq::of(self.dialect, taken);
+            let rows = self
+                .query(statements::clear_completed(self.dialect, user, clock, seq))
+                .await?;
+            if let Some(n) = taken {
+                for row in &rows {
+                    let id = statements::decode_id(row)?;
+                    self.execute(statements::insert_tombstone(
+                        self.dialect,
+                        user,
+                        id,
+                        n,
+                        clock.now,
+                    ))
+                    .await?;
+                }
+            }
+            Ok(rows.len() as u64)
+        }
+        .await;
+        self.end_write(taken, outcome).await
+    }
+
+    async fn changes_once(
+        &self,
+        user: &UserId,
+        after: FeedPosition,
+        limit: u32,
+        horizon: Timestamp,
+    ) -> Result<Changes, StoreError> {
+        let rows = self
+            .query(statements::changes(
+                self.dialect,
+                user,
+                after,
+                limit,
+                horizon,
+            ))
+            .await?;
+        let mut page = statements::decode_changes(&rows)?;
+        page.has_more = page.changes.len() > limit as usize;
+        page.changes.truncate(limit as usize);
+        Ok(page)
+    }
+
+    async fn export_once(
+        &self,
+        user: &UserId,
+        after: Option<(Timestamp, TaskId)>,
+        limit: u32,
+    ) -> Result<Vec<Task>, StoreError> {
+        let rows = self
+            .query(statements::export_page(self.dialect, user, after, limit))
+            .await?;
+        rows.iter().map(|r| statements::decode_task(r)).collect()
+    }
+
+    /// A batch on PostgreSQL: one call of `task_api_batch`, drawn again when a fresh id was
+    /// taken.
+    async fn batch_postgres(
+        &self,
+        user: &UserId,
+        ops: &[BatchOp],
+        clock: Clock,
+    ) -> Result<Vec<BatchResult>, BatchFailure> {
+        for _ in 0..ID_DRAWS {
+            let json: Vec<serde_json::Value> = ops
+                .iter()
+                .map(|op| match op {
+                    BatchOp::Create { task, idempotency } => statements::create_json(
+                        task,
+                        TaskId::fresh(),
+                        Times::new(task.completed, clock.now),
+                        idempotency.as_ref(),
+                        false,
+                    ),
+                    BatchOp::Update {
+                        id,
+                        patch,
+                        expected,
+                    } => statements::update_json(*id, patch, *expected),
+                    BatchOp::Delete { id, expected } => statements::delete_json(*id, *expected),
+                })
+                .collect();
+            let st = statements::call_batch(user, serde_json::Value::from(json).to_string(), clock);
+            match self.rows(&st).await {
+                Ok(rows) => return batch_results(ops, &rows),
+                Err(DbError::UniqueViolation(_)) => continue,
+                Err(e) => return Err(self.refused(e)),
+            }
+        }
+        Err(StoreError::Other(format!("{ID_DRAWS} fresh task ids in a row were taken")).into())
+    }
+
+    /// A failure of `task_api_batch`: the operation it names, or the store's error.
+    fn refused(&self, e: DbError) -> BatchFailure {
+        let DbError::Rule(state) = &e else {
+            return self.seen(e).into();
+        };
+        let error = match &state[..2] {
+            "TN" => StoreError::NotFound,
+            "TV" => StoreError::VersionConflict,
+            _ => StoreError::IdempotencyKeyReused,
+        };
+        BatchFailure {
+            index: state[2..].parse().ok(),
+            error,
         }
     }
 
-    async fn clear_completed_once(&self, user: &UserId) -> Result<u64, StoreError> {
-        self.execute(statements::clear_completed(self.dialect, user))
-            .await
+    /// A batch on SQLite: the operations one by one in one write transaction.
+    async fn batch_sqlite(
+        &self,
+        user: &UserId,
+        ops: &[BatchOp],
+        clock: Clock,
+    ) -> Result<Vec<BatchResult>, BatchFailure> {
+        let taken = self.begin_write(user, Some(clock.prune_before)).await?;
+        let seq = Seq::of(self.dialect, taken);
+        let mut results = Vec::with_capacity(ops.len());
+        let mut failed = None;
+        for (index, op) in ops.iter().enumerate() {
+            let outcome = match op {
+                BatchOp::Create { task, idempotency } => match idempotency {
+                    Some(idem) => {
+                        self.create_with_key_sqlite(user, task, idem, clock.now, seq)
+                            .await
+                    }
+                    None => {
+                        self.insert_drawing(user, task, Times::new(task.completed, clock.now), seq)
+                            .await
+                    }
+                }
+                .map(BatchResult::Created),
+                BatchOp::Update {
+                    id,
+                    patch,
+                    expected,
+                } => {
+                    let st = statements::update_task(
+                        self.dialect,
+                        user,
+                        *id,
+                        patch,
+                        *expected,
+                        clock.now,
+                        seq,
+                    );
+                    self.changed_task(st, user, *id, *expected)
+                        .await
+                        .map(BatchResult::Updated)
+                }
+                BatchOp::Delete { id, expected } => self
+                    .delete_in(user, *id, *expected, clock, taken)
+                    .await
+                    .map(|()| BatchResult::Deleted(*id)),
+            };
+            match outcome {
+                Ok(r) => results.push(r),
+                Err(error) => {
+                    failed = Some(BatchFailure {
+                        index: Some(index),
+                        error,
+                    });
+                    break;
+                }
+            }
+        }
+        match failed {
+            None => Ok(self.end_write(taken, Ok(results)).await?),
+            Some(f) => {
+                let _ = self.end_write(taken, Err::<(), _>(f.error.clone())).await;
+                Err(f)
+            }
+        }
+    }
+
+    async fn import_once(
+        &self,
+        user: &UserId,
+        tasks: &[ImportedTask],
+        idempotency: Option<&Idempotency>,
+        now: Timestamp,
+    ) -> Result<Imported, StoreError> {
+        let count = tasks.len() as u64;
+        if self.dialect == Dialect::Postgres {
+            return self.import_postgres(user, tasks, idempotency, now).await;
+        }
+        let taken = self.begin_write(user, None).await?;
+        let seq = Seq::of(self.dialect, taken);
+        let outcome = async {
+            if let Some(idem) = idempotency {
+                let d = self.dialect;
+                if self
+                    .execute(statements::claim_import_key(d, user, idem, count, now))
+                    .await?
+                    == 0
+                {
+                    let rows = self
+                        .query(statements::select_import_key(d, user, idem))
+                        .await?;
+                    let row = rows
+                        .first()
+                        .ok_or_else(|| StoreError::Other("idempotency key vanished".into()))?;
+                    return match statements::decode_import_key(row, idem)? {
+                        Some(count) => Ok(Imported {
+                            count,
+                            replayed: true,
+                        }),
+                        None => Err(StoreError::IdempotencyKeyReused),
+                    };
+                }
+            }
+            for t in tasks {
+                self.insert_drawing(user, &t.task, import_times(t), seq)
+                    .await?;
+            }
+            Ok(Imported {
+                count,
+                replayed: false,
+            })
+        }
+        .await;
+        self.end_write(taken, outcome).await
+    }
+
+    /// An import on PostgreSQL: one call of `task_api_batch` with quiet creates.
+    async fn import_postgres(
+        &self,
+        user: &UserId,
+        tasks: &[ImportedTask],
+        idempotency: Option<&Idempotency>,
+        now: Timestamp,
+    ) -> Result<Imported, StoreError> {
+        let count = tasks.len() as u64;
+        for _ in 0..ID_DRAWS {
+            let mut json = Vec::with_capacity(tasks.len() + 1);
+            if let Some(idem) = idempotency {
+                json.push(serde_json::json!({
+                    "op": "import_key",
+                    "key": idem.key.as_str(),
+                    "fingerprint": idem.fingerprint,
+                    "count": count,
+                }));
+            }
+            json.extend(tasks.iter().map(|t| {
+                statements::create_json(&t.task, TaskId::fresh(), import_times(t), None, true)
+            }));
+            // An import deletes nothing: no tombstone is old enough to prune.
+            let clock = Clock {
+                now,
+                prune_before: Timestamp::from_millis(i64::MIN),
+            };
+            let st = statements::call_batch(user, serde_json::Value::from(json).to_string(), clock);
+            match self.rows(&st).await {
+                Ok(rows) => {
+                    let replayed = rows.iter().find_map(|r| match r.as_slice() {
+                        [SqlValue::Int(-1), _, SqlValue::Int(n), ..] => Some(*n),
+                        _ => None,
+                    });
+                    return Ok(match replayed {
+                        Some(n) => Imported {
+                            count: u64::try_from(n).unwrap_or(0),
+                            replayed: true,
+                        },
+                        None => Imported {
+                            count,
+                            replayed: false,
+                        },
+                    });
+                }
+                Err(DbError::UniqueViolation(_)) => continue,
+                Err(e) => return Err(self.refused(e).error),
+            }
+        }
+        Err(StoreError::Other(format!(
+            "{ID_DRAWS} fresh task ids in a row were taken"
+        )))
     }
 
     async fn create_user_once(&self, user: &User, password_hash: &str) -> Result<(), StoreError> {
@@ -540,12 +952,57 @@ impl<E: Executor> TaskStore for SqlStore<E> {
         user: &UserId,
         id: TaskId,
         expected: Option<Version>,
+        clock: Clock,
     ) -> Result<(), StoreError> {
-        migrating!(self, self.delete_once(user, id, expected))
+        migrating!(self, self.delete_once(user, id, expected, clock))
     }
 
-    async fn clear_completed(&self, user: &UserId) -> Result<u64, StoreError> {
-        migrating!(self, self.clear_completed_once(user))
+    async fn clear_completed(&self, user: &UserId, clock: Clock) -> Result<u64, StoreError> {
+        migrating!(self, self.clear_completed_once(user, clock))
+    }
+
+    async fn changes(
+        &self,
+        user: &UserId,
+        after: FeedPosition,
+        limit: u32,
+        horizon: Timestamp,
+    ) -> Result<Changes, StoreError> {
+        migrating!(self, self.changes_once(user, after, limit, horizon))
+    }
+
+    async fn batch(
+        &self,
+        user: &UserId,
+        ops: &[BatchOp],
+        clock: Clock,
+    ) -> Result<Vec<BatchResult>, BatchFailure> {
+        match self.dialect {
+            Dialect::Postgres => migrating!(self, self.batch_postgres(user, ops, clock)),
+            Dialect::Sqlite => migrating!(self, self.batch_sqlite(user, ops, clock)),
+        }
+    }
+
+    async fn import(
+        &self,
+        user: &UserId,
+        tasks: &[ImportedTask],
+        idempotency: Option<Idempotency>,
+        now: Timestamp,
+    ) -> Result<Imported, StoreError> {
+        migrating!(
+            self,
+            self.import_once(user, tasks, idempotency.as_ref(), now)
+        )
+    }
+
+    async fn export_page(
+        &self,
+        user: &UserId,
+        after: Option<(Timestamp, TaskId)>,
+        limit: u32,
+    ) -> Result<Vec<Task>, StoreError> {
+        migrating!(self, self.export_once(user, after, limit))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
