@@ -24,9 +24,11 @@ use crate::domain::account::{EMAIL_MAX_CHARS, PASSWORD_MAX_CHARS, PASSWORD_MIN_C
 use crate::domain::ids::USER_ID_MAX_CHARS;
 use crate::domain::listing::{DEFAULT_LIMIT, MAX_LIMIT, MAX_SEARCH_CHARS, SortKey};
 use crate::domain::task::{DESCRIPTION_MAX_CHARS, Priority, TITLE_MAX_CHARS};
-use crate::http::body::{MAX_BODY_BYTES, SERVER_OWNED};
+use crate::http::body::{MAX_BODY_BYTES, MAX_IMPORT_BYTES, SERVER_OWNED};
+use crate::http::feed::{DEFAULT_FEED_LIMIT, MAX_FEED_LIMIT};
 use crate::http::response::VERSION;
 use crate::http::routes::{Endpoint, OTHER_PATHS, TASK_BASES, TASK_PATHS};
+use crate::store::changes::{MAX_BATCH_OPERATIONS, MAX_IMPORT_TASKS};
 use crate::store::tasks::IDEMPOTENCY_KEY_MAX_CHARS;
 
 /// The document, serialized once.
@@ -67,13 +69,13 @@ fn document() -> Value {
             _ => None,
         };
         let suffix = ["ForUser", "ForUserV1", "", "V1"][b];
-        for (p, (path, endpoint)) in TASK_PATHS.iter().enumerate() {
-            let suffix = if p == 3 {
+        for (path, endpoint) in TASK_PATHS {
+            let suffix = if path == "/tasks/{id}/toggle-status" {
                 format!("{suffix}ToggleStatus")
             } else {
                 suffix.to_owned()
             };
-            paths.insert(format!("{base}{path}"), path_item(*endpoint, &suffix, user));
+            paths.insert(format!("{base}{path}"), path_item(endpoint, &suffix, user));
         }
     }
     json!({
@@ -104,6 +106,10 @@ fn path_item(endpoint: Endpoint, suffix: &str, user: Option<&str>) -> Value {
         Endpoint::TaskCollection => (collection_item(&base), base.parameters(false)),
         Endpoint::TaskItem => (task_item(&base), base.parameters(true)),
         Endpoint::TaskCompletion => (completion_item(&base), base.parameters(true)),
+        Endpoint::TaskChanges => (changes_item(&base), base.parameters(false)),
+        Endpoint::TaskBatch => (batch_item(&base), base.parameters(false)),
+        Endpoint::TaskExport => (export_item(&base), base.parameters(false)),
+        Endpoint::TaskImport => (import_item(&base), base.parameters(false)),
     };
     if !params.is_empty() {
         item.insert("parameters".into(), Value::Array(params));
@@ -159,6 +165,13 @@ impl Base<'_> {
         }
     }
 
+    /// The 400 of a route with none of its own: a user-scoped base's path user.
+    fn path_user_bad_request(&self) -> Option<Value> {
+        self.scoped().then(|| {
+            problem("The path's user_id is not a user id (invalid_parameter naming user_id)")
+        })
+    }
+
     /// The statuses every task route shares, and `extra`: a user-scoped base adds the 403.
     fn task_shared(&self, extra: &[&'static str]) -> Vec<&'static str> {
         let mut s = vec!["401", "500", "503"];
@@ -172,6 +185,13 @@ impl Base<'_> {
 
 /// The 400 of a malformed `If-Match`.
 const BAD_TAGS: &str = "If-Match is not * or a list of entity tags (invalid_header)";
+
+// What the sync routes' code does not export (yet), written here (docs/sync.md).
+/// The `tombstone_retention_days` setting's default (a text default in `config::SETTINGS`).
+const TOMBSTONE_RETENTION_DAYS: u32 = 30; // TODO(const): tombstone_retention_days' default
+/// The header row of a CSV export (`http::transfer`'s private `CSV_COLUMNS`).
+const EXPORT_CSV_HEADER: &str =
+    "id,title,description,completed,priority,due_date,created_at,updated_at,completed_at"; // TODO(const): the export's CSV columns
 
 /// The service's own routes: health, readiness, the index, the web page's files, this
 /// document.
@@ -398,6 +418,88 @@ fn completion_item(base: &Base<'_>) -> Map<String, Value> {
     item
 }
 
+/// `/tasks/changes`: the change feed.
+fn changes_item(base: &Base<'_>) -> Map<String, Value> {
+    let mut item = Map::new();
+    item.insert("get".into(), base.op("listTaskChanges", "The changes to the user's tasks after since, in the order they committed: each changed task once, in its latest state (an upsert) or as a tombstone (a delete). See docs/sync.md", json!({
+                "parameters": [{ "$ref": "#/components/parameters/Since" }, { "$ref": "#/components/parameters/ChangesLimit" }],
+                "responses": responses(json!({
+                    "200": { "description": "The changes, oldest first; pass meta.next as since next time, at once while meta.has_more", "content": json_of("ChangeFeed") },
+                    "400": base.bad_request(&format!("since is not a token this service issued, or limit is not an integer from 1 to {MAX_FEED_LIMIT}; each is named in errors (invalid_parameter)")),
+                    "410": problem(&format!("since is older than what the service keeps (tombstones are kept tombstone_retention_days, default {TOMBSTONE_RETENTION_DAYS}) or comes from another database (a restore, a move): drop the replica and start again without since (sync_reset)")),
+                }), &base.task_shared(&[])),
+            })));
+    item
+}
+
+/// `/tasks/batch`: creates, updates and deletes applied in order, all or none.
+fn batch_item(base: &Base<'_>) -> Map<String, Value> {
+    let mut item = Map::new();
+    item.insert("post".into(), base.op("batchTasks", &format!("Apply 1 to {MAX_BATCH_OPERATIONS} creates, updates and deletes in order, all or none; the batch's changes share one position in the change feed"), json!({
+                "requestBody": { "required": true, "content": json_of("BatchRequest") },
+                "responses": responses(json!({
+                    "200": { "description": "Every operation applied: one result per operation, in order", "content": json_of("BatchResult") },
+                    "400": base.bad_request("Malformed JSON or not an object (malformed_body)"),
+                    "404": batch_problem("Nothing applied: the first operation that cannot apply updates or deletes a task this user does not have, or replays (same idempotency_key and task) a create whose task was deleted since (not_found, with index and op)"),
+                    "412": batch_problem("Nothing applied: the first operation that cannot apply has an if_match that does not match the task's current ETag (precondition_failed, with index and op)"),
+                    "422": batch_problem("Nothing applied. A malformed body or operation, before anything is tried: every problem is listed, each field a path into the body such as operations[2].task.title, operations[0].op or operations[1].if_match (validation_failed); or the first operation that cannot apply is a create whose idempotency_key was used with another task in the last 24 hours (idempotency_key_reused, with index and op)"),
+                }), &base.task_shared(&["413", "415"])),
+            })));
+    item
+}
+
+/// `/tasks/export`: every task of the user, streamed.
+fn export_item(base: &Base<'_>) -> Map<String, Value> {
+    let mut own = json!({
+        "200": { "description": format!("Every task of the user, by id, not paged, streamed. application/x-ndjson (when Accept prefers it, or allows anything, or is absent): one task JSON object per line, as the other routes render it. text/csv: CSV (RFC 4180) with the header row {EXPORT_CSV_HEADER}. Not a snapshot: a task created or deleted during the export may or may not be in it; every task that exists from its start to its end is in it once."),
+                 "headers": { "Vary": { "$ref": "#/components/headers/VaryAccept" } },
+                 "content": { "application/x-ndjson": { "schema": { "type": "string" } }, "text/csv": { "schema": { "type": "string" } } } },
+        "406": problem("Accept admits neither application/x-ndjson nor text/csv (not_acceptable)"),
+    });
+    if let Some(p) = base.path_user_bad_request() {
+        own["400"] = p;
+    }
+    let mut item = Map::new();
+    item.insert(
+        "get".into(),
+        base.op(
+            "exportTasks",
+            "Every task of the user, as NDJSON or CSV (by Accept)",
+            json!({
+                "responses": responses(own, &base.task_shared(&[])),
+            }),
+        ),
+    );
+    item
+}
+
+/// `/tasks/import`: tasks from NDJSON or CSV, all or none.
+fn import_item(base: &Base<'_>) -> Map<String, Value> {
+    let text = json!({ "schema": { "type": "string" } });
+    let mut item = Map::new();
+    item.insert("post".into(), base.op("importTasks", "Create tasks from NDJSON or CSV records, all or none; new ids are assigned", json!({
+                "parameters": [{ "$ref": "#/components/parameters/IdempotencyKey" }],
+                "requestBody": { "required": true,
+                                 "description": format!("application/x-ndjson (one JSON object per line, blank lines ignored) or text/csv (RFC 4180, a header row naming the columns, in any order); at most {} MiB and {MAX_IMPORT_TASKS} records. Each record: title (required), description, priority, due_date, completed (true/false), created_at, updated_at, completed_at (RFC 3339). id, user_id and version are ignored (an export imports as it is); any other field or column is a 422. created_at (default: now), completed, completed_at and due_date are kept; updated_at defaults to the latest of created_at and completed_at; a completed task without completed_at gets its updated_at.", MAX_IMPORT_BYTES / (1024 * 1024)),
+                                 "content": { "application/x-ndjson": text, "text/csv": text } },
+                "responses": responses(json!({
+                    "201": { "description": "Imported (or replayed for the same Idempotency-Key and body within 24 hours: the first import's answer, nothing imported again)",
+                             "headers": { "Idempotent-Replayed": { "description": "On a replay only", "schema": { "const": "true" } } },
+                             "content": json_of("Imported") },
+                    "400": base.bad_request(&format!("The body is not UTF-8 or not CSV, such as an unclosed quote (malformed_body), or an Idempotency-Key that is not 1 to {IDEMPOTENCY_KEY_MAX_CHARS} printable ASCII characters (invalid_header)")),
+                    "413": problem(&format!("Body larger than {} MiB (payload_too_large)", MAX_IMPORT_BYTES / (1024 * 1024))),
+                    "415": problem("Body is neither application/x-ndjson nor text/csv (unsupported_media_type)"),
+                    "422": problem(&format!("Nothing imported: a record is not valid, every problem listed, each field as records[i].title with i counting records from 0, the CSV header excluded; or a field or CSV column an import does not take; or more than {MAX_IMPORT_TASKS} records (validation_failed). Or the Idempotency-Key was used with another body in the last 24 hours (idempotency_key_reused)")),
+                }), &base.task_shared(&[])),
+            })));
+    item
+}
+
+/// A batch's problem: [`problem`] with `index` and `op` when an operation could not apply.
+fn batch_problem(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/BatchProblem" } } } })
+}
+
 fn json_of(schema: &str) -> Value {
     json!({ "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } })
 }
@@ -547,6 +649,8 @@ fn parameter_components() -> Value {
         "IdempotencyKey": { "name": "Idempotency-Key", "in": "header",
                             "description": format!("1 to {IDEMPOTENCY_KEY_MAX_CHARS} printable ASCII characters (HTTP drops spaces around a header value). The same key and body within 24 hours replays the first answer; the same key with another body is a 422 (idempotency_key_reused)."),
                             "schema": { "type": "string", "pattern": format!("^[!-~](?:[ -~]{{0,{}}}[!-~])?$", IDEMPOTENCY_KEY_MAX_CHARS - 2) } },
+        "Since": { "name": "since", "in": "query", "description": "The meta.next of an earlier answer of the change feed; without it, the feed starts at the beginning of what the service keeps. Only a token this service issued is valid: any other is a 400 naming since; one older than what is kept, or from another database, is a 410 (sync_reset).", "schema": { "type": "string", "pattern": "^[A-Za-z0-9_-]+$" } },
+        "ChangesLimit": { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": MAX_FEED_LIMIT, "default": DEFAULT_FEED_LIMIT } },
         "IfMatch": { "name": "If-Match", "in": "header", "description": "* or a list of entity tags; weak tags never match. A stale tag is a 412 and changes nothing; a missing task is a 404 all the same.", "schema": { "type": "string", "pattern": entity_tags_pattern() } },
         "IfNoneMatch": { "name": "If-None-Match", "in": "header", "description": "* or a list of entity tags, compared weakly: a match is a 304", "schema": { "type": "string", "pattern": entity_tags_pattern() } },
         "IfNoneMatchFile": { "name": "If-None-Match", "in": "header", "description": "Read only for the web page and its files (web_ui on): * or the file's tag (also weak) among comma-separated values is a 304; any other value is ignored", "schema": { "type": "string" } },
@@ -575,6 +679,7 @@ fn schemas() -> Value {
     let date = json!({ "type": ["string", "null"], "format": "date", "examples": ["2026-12-01"] });
     let timestamp = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$";
     let priorities: Vec<&str> = Priority::ALL.iter().map(|p| p.as_str()).collect();
+    let task_id = json!({ "type": "integer", "minimum": 1, "maximum": i64::MAX });
     // Server-owned fields are ignored whatever they hold; any other unknown field is a 422.
     let server_owned = |mut props: Value| -> Value {
         if let Value::Object(p) = &mut props {
@@ -607,12 +712,12 @@ fn schemas() -> Value {
         .flatten()
         .map(|(k, v)| json!({ "required": [k], "properties": { (k.as_str()): v } }))
         .collect();
-    json!({
+    let mut all = json!({
         "Task": {
             "type": "object",
             "required": ["id", "user_id", "title", "description", "completed", "priority", "due_date", "created_at", "updated_at", "completed_at"],
             "properties": {
-                "id": { "type": "integer", "minimum": 1, "maximum": i64::MAX },
+                "id": task_id,
                 "user_id": { "type": "string", "minLength": 1, "maxLength": USER_ID_MAX_CHARS, "pattern": format!("^[^{CONTROL}]*$") },
                 "title": { "type": "string", "minLength": 1, "maxLength": TITLE_MAX_CHARS, "pattern": trimmed_text(TITLE_MAX_CHARS) },
                 "description": { "type": ["string", "null"], "minLength": 1, "maxLength": DESCRIPTION_MAX_CHARS },
@@ -706,6 +811,109 @@ fn schemas() -> Value {
                     "field": { "type": "string" }, "code": { "type": "string" }, "message": { "type": "string" } } } },
             },
         },
+    });
+    if let (Value::Object(all), Value::Object(sync)) = (&mut all, sync_schemas(&task_id, timestamp))
+    {
+        all.extend(sync);
+    }
+    all
+}
+
+/// The sync routes' schemas (docs/sync.md); `task_id` and `timestamp` are [`schemas`]'.
+fn sync_schemas(task_id: &Value, timestamp: &str) -> Value {
+    let ops = ["create", "update", "delete"];
+    json!({
+        "ChangeFeed": {
+            "type": "object", "required": ["data", "meta"],
+            "properties": {
+                "data": { "type": "array", "description": "The changes after since, in the order they committed; a task changed several times appears once, in its latest state, at the position of its latest change",
+                          "items": { "$ref": "#/components/schemas/Change" } },
+                "meta": { "type": "object", "required": ["next", "has_more", "limit"], "properties": {
+                    "next": { "type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "Always present: the since of the next request" },
+                    "has_more": { "type": "boolean", "description": "More changes are waiting now: ask again at once" },
+                    "limit": { "type": "integer", "minimum": 1, "maximum": MAX_FEED_LIMIT },
+                } },
+            },
+        },
+        "Change": {
+            "type": "object", "required": ["kind", "id"],
+            "description": "Apply in order: an upsert inserts or replaces the task by id, a delete removes it by id",
+            "properties": { "kind": { "enum": ["upsert", "delete"] }, "id": task_id },
+            "oneOf": [{ "$ref": "#/components/schemas/ChangeUpsert" }, { "$ref": "#/components/schemas/ChangeDelete" }],
+        },
+        "ChangeUpsert": {
+            "type": "object", "required": ["kind", "id", "task"],
+            "properties": { "kind": { "const": "upsert" }, "id": task_id, "task": { "$ref": "#/components/schemas/Task" } },
+        },
+        "ChangeDelete": {
+            "type": "object", "required": ["kind", "id", "deleted_at"], "description": "A tombstone",
+            "properties": { "kind": { "const": "delete" }, "id": task_id, "deleted_at": { "type": "string", "format": "date-time", "pattern": timestamp } },
+        },
+        "BatchRequest": {
+            "type": "object", "required": ["operations"], "additionalProperties": false,
+            "properties": { "operations": { "type": "array", "minItems": 1, "maxItems": MAX_BATCH_OPERATIONS, "description": "Applied in order, all or none",
+                                            "items": { "$ref": "#/components/schemas/BatchOperation" } } },
+        },
+        "BatchOperation": {
+            "oneOf": [
+                { "$ref": "#/components/schemas/BatchCreate" },
+                { "$ref": "#/components/schemas/BatchUpdate" },
+                { "$ref": "#/components/schemas/BatchDelete" },
+            ],
+        },
+        "BatchCreate": {
+            "type": "object", "required": ["op", "task"], "additionalProperties": false,
+            "description": "As POST /tasks",
+            "properties": {
+                "op": { "const": "create" },
+                "task": { "$ref": "#/components/schemas/NewTask" },
+                "idempotency_key": { "type": "string", "pattern": format!("^[ -~]{{1,{IDEMPOTENCY_KEY_MAX_CHARS}}}$"),
+                                     "description": format!("Optional; the Idempotency-Key rules: 1 to {IDEMPOTENCY_KEY_MAX_CHARS} printable ASCII characters. The same key and task within 24 hours replays the first create; the same key with another task is a 422 (idempotency_key_reused).") },
+            },
+        },
+        "BatchUpdate": {
+            "type": "object", "required": ["op", "id", "task"], "additionalProperties": false,
+            "description": "As PATCH /tasks/{id}",
+            "properties": {
+                "op": { "const": "update" },
+                "id": task_id,
+                "task": { "$ref": "#/components/schemas/TaskUpdate" },
+                "if_match": { "type": "string", "pattern": entity_tags_pattern(), "description": "Optional; the If-Match syntax: * or a list of entity tags" },
+            },
+        },
+        "BatchDelete": {
+            "type": "object", "required": ["op", "id"], "additionalProperties": false,
+            "description": "As DELETE /tasks/{id}",
+            "properties": {
+                "op": { "const": "delete" },
+                "id": task_id,
+                "if_match": { "type": "string", "pattern": entity_tags_pattern(), "description": "Optional; the If-Match syntax: * or a list of entity tags" },
+            },
+        },
+        "BatchResult": {
+            "type": "object", "required": ["data"],
+            "properties": { "data": { "type": "array", "minItems": 1, "maxItems": MAX_BATCH_OPERATIONS, "description": "One result per operation, in order",
+                                      "items": { "oneOf": [
+                { "type": "object", "required": ["op", "status", "task"], "properties": {
+                    "op": { "const": "create" }, "status": { "const": 201 }, "task": { "$ref": "#/components/schemas/Task" },
+                    "replayed": { "const": true, "description": "Only on a create replayed from its idempotency_key" } } },
+                { "type": "object", "required": ["op", "status", "task"], "properties": {
+                    "op": { "const": "update" }, "status": { "const": 200 }, "task": { "$ref": "#/components/schemas/Task" } } },
+                { "type": "object", "required": ["op", "status", "id"], "properties": {
+                    "op": { "const": "delete" }, "status": { "const": 204 }, "id": task_id } },
+            ] } } },
+        },
+        "BatchProblem": {
+            "description": "A batch's problem. Nothing was applied. When an operation could not apply (every code but validation_failed), index (0-based) and op name it.",
+            "allOf": [{ "$ref": "#/components/schemas/Problem" }],
+            "properties": {
+                "index": { "type": "integer", "minimum": 0, "maximum": MAX_BATCH_OPERATIONS - 1 },
+                "op": { "type": "string", "enum": ops },
+            },
+            "if": { "properties": { "code": { "const": "validation_failed" } } },
+            "else": { "required": ["index", "op"] },
+        },
+        "Imported": { "type": "object", "required": ["data"], "properties": { "data": { "type": "object", "required": ["imported"], "properties": { "imported": { "type": "integer", "minimum": 0, "maximum": MAX_IMPORT_TASKS } } } } },
     })
 }
 
@@ -755,6 +963,29 @@ mod tests {
                 resolve(&concrete).is_some(),
                 "{path} is documented but does not route"
             );
+        }
+    }
+
+    #[test]
+    fn the_sync_routes_are_documented_under_every_base_beside_the_task_item() {
+        let doc = document();
+        for base in TASK_BASES {
+            assert!(doc["paths"][format!("{base}/tasks/{{id}}")]["get"].is_object());
+            for (path, method) in [
+                ("/tasks/changes", "get"),
+                ("/tasks/batch", "post"),
+                ("/tasks/export", "get"),
+                ("/tasks/import", "post"),
+            ] {
+                let item = &doc["paths"][format!("{base}{path}")];
+                assert!(item[method]["responses"].is_object(), "{base}{path}");
+                assert_eq!(documented(&doc, &format!("{base}{path}")).len(), 1);
+                assert_eq!(
+                    item["parameters"].as_array().map_or(0, Vec::len),
+                    usize::from(base.contains("{user_id}")),
+                    "{base}{path}"
+                );
+            }
         }
     }
 
