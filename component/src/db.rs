@@ -155,9 +155,11 @@ fn pg_error(e: pg3::PgError) -> DbError {
     match e {
         pg3::PgError::ConnectionFailed(m) => DbError::from_connect_failure(&m),
         pg3::PgError::QueryFailed(m) => {
-            let state = m
-                .find("SqlState(E")
-                .map(|i| &m[i + "SqlState(E".len()..])
+            // `SqlState(E23505)` for a code tokio-postgres knows, `SqlState(Other("TN004"))`
+            // for one it does not (the core's own, raised by `task_api_batch`).
+            let state = ["SqlState(E", "SqlState(Other(\""]
+                .iter()
+                .find_map(|p| m.find(p).map(|i| &m[i + p.len()..]))
                 .and_then(|s| s.get(..5))
                 .unwrap_or("");
             let text = driver_text(&m);

@@ -16,11 +16,15 @@ mod settings;
 use std::time::{Instant, SystemTime};
 
 use futures::{Stream, StreamExt};
-use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
+use spin_sdk::http::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 #[cfg(target_arch = "wasm32")]
 use spin_sdk::http_component;
 use task_api_core::sql::SqlStore;
-use task_api_core::{Api, MAX_BODY_BYTES, RequestContext, SettingsScope, Timestamp};
+use task_api_core::{
+    Api, MoreBody, RequestContext, SettingsScope, TaskStore, Timestamp, max_body_bytes,
+};
 
 use crate::db::SpinDb;
 use crate::settings::Settings;
@@ -49,9 +53,9 @@ async fn serve(request: IncomingRequest, out: ResponseOutparam) {
     if !body_complete {
         context = context.with_incomplete_body();
     }
-    let response = api.handle(request, context).await;
+    let (response, more) = api.handle_streaming(request, context).await;
     log::request(&method, &response, started.elapsed());
-    write_response(out, response).await;
+    write_response(out, response, more).await;
 }
 
 /// The request as the core takes it, and whether its body was read completely (else the
@@ -63,7 +67,9 @@ async fn read_request(request: IncomingRequest) -> (http::Request<Vec<u8>>, bool
     for (name, value) in request.headers().entries() {
         builder = builder.header(name, value);
     }
-    let (body, complete) = match read_body(request.into_body_stream()).await {
+    let path = request.path_with_query().unwrap_or_default();
+    let limit = max_body_bytes(path.split('?').next().unwrap_or(""));
+    let (body, complete) = match read_body(request.into_body_stream(), limit).await {
         Ok(body) => (body, true),
         Err(e) => {
             log::event(
@@ -82,15 +88,19 @@ async fn read_request(request: IncomingRequest) -> (http::Request<Vec<u8>>, bool
     (request, complete)
 }
 
-/// The body, read up to one byte past the limit, so an oversized body costs no more memory
-/// than that and the core answers 413. A stream that fails before its end is an error: what
-/// arrived is only part of what the client sent, and must not be taken for the body.
-async fn read_body<E>(stream: impl Stream<Item = Result<Vec<u8>, E>>) -> Result<Vec<u8>, E> {
+/// The body, read up to one chunk past the route's limit (`limit`, from
+/// [`max_body_bytes`]), so an oversized body costs no more memory than that and the core
+/// answers 413. A stream that fails before its end is an error: what arrived is only part
+/// of what the client sent, and must not be taken for the body.
+async fn read_body<E>(
+    stream: impl Stream<Item = Result<Vec<u8>, E>>,
+    limit: usize,
+) -> Result<Vec<u8>, E> {
     let mut stream = std::pin::pin!(stream);
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
         body.extend_from_slice(&chunk?);
-        if body.len() > MAX_BODY_BYTES {
+        if body.len() > limit {
             break;
         }
     }
@@ -124,7 +134,15 @@ fn method_name(m: &Method) -> &str {
     }
 }
 
-async fn write_response(out: ResponseOutparam, response: http::Response<Vec<u8>>) {
+/// Sends the response: its head and body, then the rest of an export's body chunk by chunk,
+/// so that memory holds one page at a time. If the store fails part-way, the body is left
+/// unfinished, which Spin reports to the client as a broken response (never as a shorter,
+/// complete-looking export).
+async fn write_response<S: TaskStore>(
+    out: ResponseOutparam,
+    response: http::Response<Vec<u8>>,
+    mut more: MoreBody<'_, S>,
+) {
     let (parts, body) = response.into_parts();
     let headers: Vec<(String, Vec<u8>)> = parts
         .headers
@@ -140,13 +158,59 @@ async fn write_response(out: ResponseOutparam, response: http::Response<Vec<u8>>
             &format!("could not set status {}", parts.status),
         );
     }
-    if let Err(e) = out.set_with_body(outgoing, body).await {
+    let Ok(sink) = outgoing.body() else {
+        log::event("error", "response", "the response body was already taken");
+        return;
+    };
+    out.set(outgoing);
+    let Ok(stream) = sink.write() else {
+        log::event("error", "response", "the response body is not writable");
+        return;
+    };
+    let mut chunk = body;
+    loop {
+        if let Err(e) = write_all(&stream, &chunk) {
+            log::event(
+                "warn",
+                "response",
+                &format!("could not send the response: {e}"),
+            );
+            return;
+        }
+        chunk = match more.next_chunk().await {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err(e) => {
+                log::event(
+                    "error",
+                    "response",
+                    &format!("the export stopped part-way: {e}"),
+                );
+                // Dropped without `finish`: the host aborts the response.
+                return;
+            }
+        };
+    }
+    drop(stream);
+    if let Err(e) = OutgoingBody::finish(sink, None) {
         log::event(
             "warn",
             "response",
-            &format!("could not send the response: {e}"),
+            &format!("could not finish the response: {e:?}"),
         );
     }
+}
+
+/// Writes `bytes` to `stream`, at most 4096 bytes per call (the most
+/// `blocking-write-and-flush` takes).
+fn write_all(
+    stream: &wasi::io::streams::OutputStream,
+    bytes: &[u8],
+) -> Result<(), wasi::io::streams::StreamError> {
+    for part in bytes.chunks(4096) {
+        stream.blocking_write_and_flush(part)?;
+    }
+    Ok(())
 }
 
 /// 32 bytes from the host's cryptographic randomness (`wasi:random`), for password salts
@@ -188,7 +252,7 @@ mod tests {
     #[test]
     fn a_body_read_to_its_end_is_complete() {
         let chunks = stream::iter([Ok::<_, String>(b"{\"ti".to_vec()), Ok(b"tle\":1}".to_vec())]);
-        assert_eq!(block_on(read_body(chunks)).unwrap(), b"{\"title\":1}");
+        assert_eq!(block_on(read_body(chunks, 64)).unwrap(), b"{\"title\":1}");
     }
 
     #[test]
@@ -198,16 +262,17 @@ mod tests {
             Err("connection reset"),
             Ok(b" second half\"}".to_vec()),
         ]);
-        assert_eq!(block_on(read_body(chunks)), Err("connection reset"));
+        assert_eq!(block_on(read_body(chunks, 1024)), Err("connection reset"));
     }
 
     #[test]
     fn a_body_is_read_one_chunk_past_the_limit_and_no_further() {
-        let chunk = vec![b'x'; MAX_BODY_BYTES / 2 + 1];
+        let limit = task_api_core::MAX_BODY_BYTES;
+        let chunk = vec![b'x'; limit / 2 + 1];
         let chunks = stream::iter([Ok(chunk.clone()), Ok(chunk.clone()), Err("never polled")]);
-        let body = block_on(read_body(chunks)).unwrap();
+        let body = block_on(read_body(chunks, limit)).unwrap();
         assert_eq!(body.len(), 2 * chunk.len());
-        assert!(body.len() > MAX_BODY_BYTES);
+        assert!(body.len() > limit);
     }
 
     #[test]

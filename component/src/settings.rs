@@ -207,6 +207,7 @@ mod tests {
             cors: false,
             accounts: false,
             web: false,
+            sync: false,
         };
         let s = Settings::load(narrow, |n| {
             pairs
