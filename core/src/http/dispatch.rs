@@ -16,7 +16,7 @@ use crate::http::log::RequestLog;
 use crate::http::response::{VERSION, empty, json};
 use crate::http::routes::{self, Endpoint, Route};
 use crate::http::tasks::TaskCall;
-use crate::http::transfer::{ExportCursor, MoreBody};
+use crate::http::transfer::{ExportCursor, Holder, MoreBody};
 use crate::http::{openapi, web};
 use crate::store::accounts::AccountStore;
 use crate::store::tasks::{StoreError, TaskStore};
@@ -106,7 +106,29 @@ impl<S: TaskStore + AccountStore> Api<S> {
         (
             response,
             MoreBody {
-                store: &self.store,
+                store: Holder::Borrowed(&self.store),
+                cursor,
+            },
+        )
+    }
+
+    /// [`Api::handle_streaming`] for an API made for one request: the rest of the body owns
+    /// the store, so a host can hand it to a body stream that must be `'static` (axum's,
+    /// hyper's).
+    pub async fn into_streaming(
+        self,
+        request: Request<Vec<u8>>,
+        ctx: RequestContext,
+    ) -> (Response<Vec<u8>>, MoreBody<'static, S>)
+    where
+        S: 'static,
+    {
+        let mut response = self.answer(request, ctx).await;
+        let cursor = response.extensions_mut().remove::<ExportCursor>();
+        (
+            response,
+            MoreBody {
+                store: Holder::Owned(self.store),
                 cursor,
             },
         )

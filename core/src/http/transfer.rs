@@ -59,10 +59,30 @@ pub(crate) struct ExportCursor {
 
 /// The rest of an export's body, page by page: what [`crate::Api::handle_streaming`] gives a
 /// host beside the response.
+///
+/// It borrows the API's store ([`crate::Api::handle_streaming`]) or owns it
+/// ([`crate::Api::into_streaming`], for a host whose body stream must be `'static`).
 #[derive(Debug)]
 pub struct MoreBody<'a, S> {
-    pub(crate) store: &'a S,
+    pub(crate) store: Holder<'a, S>,
     pub(crate) cursor: Option<ExportCursor>,
+}
+
+/// How a [`MoreBody`] holds the store.
+#[derive(Debug)]
+pub(crate) enum Holder<'a, S> {
+    Borrowed(&'a S),
+    Owned(S),
+}
+
+impl<S> std::ops::Deref for Holder<'_, S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        match self {
+            Holder::Borrowed(s) => s,
+            Holder::Owned(s) => s,
+        }
+    }
 }
 
 impl<S: TaskStore> MoreBody<'_, S> {

@@ -35,7 +35,8 @@ use axum::extract::{ConnectInfo, State};
 use http_body_util::BodyExt as _;
 use task_api_core::sql::{Dialect, SqlStore, migrate};
 use task_api_core::{
-    Api, Config, ConfigError, JwksHost, MAX_BODY_BYTES, MAX_JWKS_BYTES, RequestContext, RequestLog,
+    Api, Config, ConfigError, JwksHost, MAX_JWKS_BYTES, RequestContext, RequestLog,
+    max_body_bytes,
     Timestamp, prepare_jwks,
 };
 
@@ -179,7 +180,7 @@ async fn handle(
     let started = Instant::now();
     let now = Timestamp::from_system_time(SystemTime::now());
     let (parts, body) = request.into_parts();
-    let (body, complete) = read_body(body).await;
+    let (body, complete) = read_body(body, max_body_bytes(parts.uri.path())).await;
     let request = http::Request::from_parts(parts, body);
     let method = request.method().clone();
     let config = match &app.config {
@@ -194,37 +195,61 @@ async fn handle(
     if !complete {
         context = context.with_incomplete_body();
     }
-    let response = match &app.backend {
+    match &app.backend {
         Backend::Postgres(pool) => {
             let store =
                 SqlStore::new(pool.clone(), Dialect::Postgres).with_auto_migrate(app.auto_migrate);
-            Api::with_config_result(store, config)
-                .handle(request, context)
-                .await
+            let (response, more) = Api::with_config_result(store, config)
+                .into_streaming(request, context)
+                .await;
+            log_request(&method, &response, started.elapsed());
+            streamed!(response, more)
         }
         Backend::Sqlite(db) => {
             let store = SqlStore::new(db.checkout().await, Dialect::Sqlite)
                 .with_auto_migrate(app.auto_migrate);
-            Api::with_config_result(store, config)
-                .handle(request, context)
-                .await
+            let (response, more) = Api::with_config_result(store, config)
+                .into_streaming(request, context)
+                .await;
+            log_request(&method, &response, started.elapsed());
+            streamed!(response, more)
         }
-    };
-    log_request(&method, &response, started.elapsed());
-    response.map(Body::from)
+    }
 }
 
-/// The body, read up to one byte past the core's limit (so an oversized body costs no more
-/// memory than that, and the core answers 413), and whether it arrived whole: a stream
+/// The response, with an export's further pages streamed after its first: one page in
+/// memory at a time. A store failure part-way ends the stream with an error, which hyper
+/// turns into a broken response (never a shorter, complete-looking export). A macro, not a
+/// generic function, so that each store's futures are known to be `Send`.
+macro_rules! streamed {
+    ($response:expr, $more:expr) => {{
+        let (parts, first) = $response.into_parts();
+        let rest = futures::stream::unfold($more, |mut more| async move {
+            match more.next_chunk().await {
+                Ok(Some(chunk)) => Some((Ok(chunk), more)),
+                Ok(None) => None,
+                // The next call finds no cursor and ends the stream.
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), more)),
+            }
+        });
+        let first = futures::stream::iter([Ok::<_, std::io::Error>(first)]);
+        let body = futures::StreamExt::chain(first, rest);
+        http::Response::from_parts(parts, Body::from_stream(body))
+    }};
+}
+use streamed;
+
+/// The body, read up to one frame past the route's limit (so an oversized body costs no
+/// more memory than that, and the core answers 413), and whether it arrived whole: a stream
 /// that fails part-way must not be taken for the body (the core answers 400).
-async fn read_body(mut body: Body) -> (Vec<u8>, bool) {
+async fn read_body(mut body: Body, limit: usize) -> (Vec<u8>, bool) {
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
         match frame {
             Ok(frame) => {
                 if let Some(data) = frame.data_ref() {
                     bytes.extend_from_slice(data);
-                    if bytes.len() > MAX_BODY_BYTES {
+                    if bytes.len() > limit {
                         break;
                     }
                 }

@@ -7,7 +7,7 @@
 //! `#[tokio::test]`, as [`store_suite_tests!`](crate::store_suite_tests) does.
 
 use task_api_core::{
-    BatchOp, BatchResult, Change, Clock, FeedPosition, ImportedTask, Priority, StoreError,
+    BatchOp, BatchResult, Change, FeedPosition, ImportedTask, Priority, StoreError,
     TaskPatch, TaskStore, Timestamp, Version,
 };
 
