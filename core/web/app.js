@@ -3,14 +3,15 @@
 // Everything it does goes through the public HTTP API with fetch(), exactly as your own
 // frontend would: sign in (/auth/...), list with filters and cursor paging (GET /api/tasks),
 // add (POST, with an Idempotency-Key), complete (PATCH .../complete), edit (PATCH with
-// If-Match, so that a stale edit is refused with 412), delete. No framework, no build step:
+// If-Match, so that a stale edit is refused with 412), delete, and stay fresh by polling the
+// change feed (GET /api/tasks/changes) while the tab is visible. No framework, no build step:
 // plain modern JavaScript in one module. The markup is in index.html (two <template>s for
 // a task and its edit form), the looks in app.css. Text always goes in with textContent,
 // never as markup, so a task's title cannot inject HTML.
 //
 // Sections: 1. talking to the API, 2. messages, 3. signing in and out, 4. filters and the
 // page's URL, 5. the list and its pages, 6. adding, completing, editing and deleting,
-// 7. wiring it up.
+// 7. staying fresh, 8. wiring it up.
 
 // ------------------------------------------------------------------ 1. talking to the API
 
@@ -165,7 +166,7 @@ function startSession(token, who, via) {
   sessionStorage.setItem(SESSION.via, via);
   showTasks();
   resetPaging();
-  loadTasks();
+  loadTasks().then(startFeed);
   say(`Signed in as ${who}.`);
   $('new-title').focus();
 }
@@ -223,6 +224,7 @@ async function signInWithToken(form) {
 /** Forgets the token. Tokens are stateless: /auth/logout only tells the service. */
 function signOut(message = 'Signed out.') {
   if (state.via === 'account') api('/auth/logout', { method: 'POST' }).catch(() => {});
+  stopFeed();
   state.token = null;
   state.via = null;
   for (const key of Object.values(SESSION)) sessionStorage.removeItem(key);
@@ -532,6 +534,9 @@ async function startEdit(li, id) {
     }
     return fail(error);
   }
+  // The list may have been drawn again meanwhile (the feed saw a change): edit the row shown.
+  li = $('list').querySelector(`li[data-id="${id}"]`);
+  if (!li) return;
   const form = fromTemplate('edit-template');
   const field = (name) => form.elements.namedItem(name);
   const fill = (t) => {
@@ -632,7 +637,90 @@ async function deleteCompleted(button) {
   }
 }
 
-// ------------------------------------------------------------------ 7. wiring it up
+// ------------------------------------------------------------------ 7. staying fresh
+
+// Another tab, another device or a script may change the tasks. The change feed
+// (docs/sync.md) says when: the page keeps its token (meta.next) and, while the tab is
+// visible, asks every few seconds what changed since. When anything did, it lists the
+// current page again, so that filters, sorting, paging and counts stay those of the service.
+const POLL_MS = 3000;
+const feed = {
+  on: false, // polling is wanted (signed in)
+  token: null, // meta.next of the last answer (null: none yet, the feed starts afresh)
+  timer: 0, // the next poll
+  busy: false, // a poll is running
+  run: 0, // counts starts and stops, so that the answer of an earlier session is dropped
+  failures: 0, // failed polls in a row: the wait doubles with each, up to a minute
+};
+
+/** Reads the feed from `since` (null: its beginning) to its end: `{ next, changed }`. */
+async function drain(since) {
+  let changed = false;
+  for (;;) {
+    const params = new URLSearchParams({ limit: '1000' });
+    if (since) params.set('since', since);
+    const { data } = await api(`/api/tasks/changes?${params}`);
+    changed ||= data.data.length > 0;
+    since = data.meta.next;
+    if (!data.meta.has_more) return { next: since, changed };
+  }
+}
+
+/**
+ * One poll, then the next one is planned. A first token lists again too (the list shown may
+ * be older than it); a 410 (sync_reset: the token is too old, or of another database) starts
+ * afresh at once; a 401 ends the session as everywhere else; other failures (the network,
+ * a 503) are quiet and wait longer each time.
+ */
+async function poll() {
+  clearTimeout(feed.timer);
+  if (!feed.on || feed.busy || document.visibilityState !== 'visible') return;
+  const run = feed.run;
+  feed.busy = true;
+  let wait = POLL_MS;
+  try {
+    const fresh = !feed.token;
+    const { next, changed } = await drain(feed.token);
+    if (run !== feed.run) return;
+    feed.token = next;
+    feed.failures = 0;
+    if (changed || fresh) await loadTasks();
+  } catch (error) {
+    if (run !== feed.run) return;
+    if (error.status === 401) return fail(error);
+    if (feed.token && (error.status === 410 || error.status === 400)) {
+      feed.token = null;
+      wait = 0;
+    } else {
+      feed.failures += 1;
+      wait = Math.min(POLL_MS * 2 ** feed.failures, 60_000);
+    }
+  } finally {
+    if (run === feed.run) {
+      feed.busy = false;
+      if (feed.on && document.visibilityState === 'visible') feed.timer = setTimeout(poll, wait);
+    }
+  }
+}
+
+function startFeed() {
+  stopFeed();
+  feed.on = Boolean(state.token); // not when the first list ended the session (401)
+  poll();
+}
+
+function stopFeed() {
+  clearTimeout(feed.timer);
+  Object.assign(feed, { on: false, token: null, busy: false, run: feed.run + 1, failures: 0 });
+}
+
+// A hidden tab does not ask; shown again, it asks at once.
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') poll();
+  else clearTimeout(feed.timer);
+});
+
+// ------------------------------------------------------------------ 8. wiring it up
 
 /** The submit button that sent `event`'s form (Enter in a field is the first one). */
 const submitter = (event) => event.submitter ?? event.target.querySelector('[type="submit"]');
@@ -685,7 +773,7 @@ $('clear-completed').addEventListener('click', (event) => deleteCompleted(event.
 applyFilters(new URLSearchParams(location.search));
 if (state.token) {
   showTasks();
-  loadTasks();
+  loadTasks().then(startFeed);
 } else {
   showSignIn();
 }

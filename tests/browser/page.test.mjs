@@ -1,7 +1,8 @@
 // Drives the web page at / in a real browser (Debian's headless Chromium through
 // playwright-core), as a person would: sign up, add tasks, complete, filter, edit (also a
-// stale edit), delete, reload, search, sort, page, sign in on a phone, sign out. Each step
-// checks what the page shows. Screenshots go to <screenshot.png> (desktop) and
+// stale edit), delete, reload, search, sort, page, see changes made elsewhere (the change
+// feed, also after the tab was hidden), sign in on a phone, sign out. Each step checks what
+// the page shows. Screenshots go to <screenshot.png> (desktop) and
 // <screenshot>-phone.png.
 //
 //   node tests/browser/page.test.mjs <base-url> <screenshot.png>
@@ -75,6 +76,7 @@ async function eventually(check, timeout = 10_000) {
 
 const titles = (page) => page.locator('#list li .title').allTextContents();
 const text = (page, selector) => page.locator(selector).textContent();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const listIs = (page, expected) => eventually(async () => assert.deepEqual(await titles(page), expected));
 const says = (page, expected) => eventually(async () => assert.equal(await text(page, '#status'), expected));
 
@@ -287,6 +289,65 @@ try {
     await page.locator('#q').blur();
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: screenshot, fullPage: true });
+  });
+
+  // Another client (here: this script, with the same user's token) changes the tasks: the
+  // page polls the change feed and shows the change without a reload.
+  const newest = more.map((t) => t[0]).reverse();
+  const elsewhere = async (method, path, body) => {
+    const token = await page.evaluate(() => sessionStorage.getItem('task-api.token'));
+    const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
+    if (body) headers['Content-Type'] = 'application/json';
+    const r = await fetch(new URL(path, base), { method, headers, body: body && JSON.stringify(body) });
+    return { status: r.status, data: r.status === 204 ? null : await r.json() };
+  };
+  let plumber;
+  await step('a task added elsewhere shows up without a reload', async () => {
+    await page.evaluate(() => { window.notReloaded = true; });
+    const { status, data } = await elsewhere('POST', '/api/tasks', { title: 'Ring the plumber' });
+    assert.equal(status, 201);
+    plumber = data.data.id;
+    await listIs(page, ['Ring the plumber', ...newest.slice(0, 9)]);
+    assert.equal(await text(page, '#summary'), '1–10 of 13 tasks');
+    assert.equal(await page.evaluate(() => window.notReloaded), true);
+  });
+
+  await step('a task deleted elsewhere disappears', async () => {
+    assert.equal((await elsewhere('DELETE', `/api/tasks/${plumber}`)).status, 204);
+    await listIs(page, newest);
+    assert.equal(await text(page, '#summary'), '1–10 of 12 tasks');
+    assert.equal(await page.evaluate(() => window.notReloaded), true);
+  });
+
+  await step('a hidden tab stops polling, and catches up once visible again', async () => {
+    const polls = [];
+    const onRequest = (r) => {
+      if (new URL(r.url()).pathname === '/api/tasks/changes') polls.push(r.url());
+    };
+    page.on('request', onRequest);
+    try {
+      const visibility = (state) => page.evaluate((state) => {
+        if (state) Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => state });
+        else delete document.visibilityState; // back to the browser's own
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, state);
+      await visibility('hidden');
+      await sleep(500); // a poll already running may end
+      const before = polls.length;
+      const { status, data } = await elsewhere('POST', '/api/tasks', { title: 'Sweep the floor' });
+      assert.equal(status, 201);
+      await sleep(4000); // longer than a poll's wait
+      assert.equal(polls.length, before, 'a hidden tab polled');
+      assert.deepEqual(await titles(page), newest);
+      await visibility(null);
+      await eventually(() => assert.ok(polls.length > before, 'no poll on becoming visible'), 1000);
+      await listIs(page, ['Sweep the floor', ...newest.slice(0, 9)]);
+      assert.equal((await elsewhere('DELETE', `/api/tasks/${data.data.id}`)).status, 204);
+      await listIs(page, newest);
+      assert.equal(await text(page, '#summary'), '1–10 of 12 tasks');
+    } finally {
+      page.off('request', onRequest);
+    }
   });
 
   await step('on a phone, signing in with the password shows the same tasks', async () => {
