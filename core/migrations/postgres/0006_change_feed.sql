@@ -29,6 +29,9 @@ CREATE TABLE task_tombstones (
     deleted_at BIGINT NOT NULL,
     PRIMARY KEY (user_id, seq, task_id)
 );
+-- Each delete prunes its user's tombstones older than the retention: this finds them
+-- without reading the user's recent ones.
+CREATE INDEX task_tombstones_user_deleted ON task_tombstones (user_id, deleted_at);
 
 -- An import's key remembers how many tasks it created (task_id stays NULL).
 ALTER TABLE idempotency_keys ADD COLUMN imported BIGINT NULL;

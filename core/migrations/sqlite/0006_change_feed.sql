@@ -23,5 +23,8 @@ CREATE TABLE task_tombstones (
     deleted_at INTEGER NOT NULL,
     PRIMARY KEY (user_id, seq, task_id)
 );
+-- Each delete prunes its user's tombstones older than the retention: this finds them
+-- without reading the user's recent ones.
+CREATE INDEX task_tombstones_user_deleted ON task_tombstones (user_id, deleted_at);
 
 ALTER TABLE idempotency_keys ADD COLUMN imported INTEGER NULL;

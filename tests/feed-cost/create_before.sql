@@ -1,0 +1,3 @@
+-- Create, as the store sent it before the change feed (one statement, behind the guard).
+\set id random(1, 9007199254740991)
+WITH guarded AS (INSERT INTO tasks (id, user_id, title, title_fold, description, description_fold, completed, priority, due_date, created_at, updated_at, completed_at, version) OVERRIDING SYSTEM VALUE VALUES (:id, 'u' || :client_id, 'Buy milk', 'buy milk', NULL, NULL, false, 2, NULL, 1795256130123, 1795256130123, NULL, 1) RETURNING id, user_id, title, description, completed, priority, due_date, created_at, updated_at, completed_at, version) SELECT g.* FROM (SELECT 1) AS one LEFT JOIN (SELECT true AS present, guarded.* FROM guarded) AS g ON true;
