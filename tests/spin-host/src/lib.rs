@@ -27,6 +27,7 @@ pub mod allowed_hosts;
 pub mod client;
 pub mod manifest;
 
+mod guest_memory;
 mod guest_output;
 mod host_calls;
 mod kv;
@@ -89,6 +90,10 @@ use crate::state::{Shared, State};
 const MEMORY_KEEP_RESIDENT: usize = 256 << 10;
 /// The same for tables and async stacks, which a request touches far less of.
 const SMALL_KEEP_RESIDENT: usize = 16 << 10;
+
+/// The most bytes one linear memory may grow to (the pooling allocator's slot size); also
+/// what [`Host::peak_guest_memory`] knows a growth cannot pass.
+pub(crate) const MAX_MEMORY_SIZE: usize = 1 << 30;
 
 /// The repository root (this crate lives in `tests/spin-host`).
 pub fn workspace_root() -> PathBuf {
@@ -342,7 +347,7 @@ impl HostBuilder {
             .total_memories(n.saturating_mul(4))
             .total_tables(n.saturating_mul(8))
             .total_stacks(n)
-            .max_memory_size(1 << 30)
+            .max_memory_size(MAX_MEMORY_SIZE)
             // Reset the first pages of a reused slot with memset rather than madvise: an
             // instance per request touches them every time, and giving them back to the
             // kernel costs page faults and cross-core TLB flushes on each request.
@@ -401,6 +406,7 @@ impl HostBuilder {
             pg_refusal: self.pg_refusal,
             log_sink: self.log_sink.clone(),
             count_host_calls: self.count_host_calls,
+            guest_memory_peak: Arc::default(),
         });
         Ok(Host {
             inner: Arc::new(server::Inner::new(pre, shared, n)),
@@ -506,6 +512,27 @@ impl Host {
     /// host.
     pub fn strict_violations(&self) -> u64 {
         self.inner.shared.strict_postgres.violations()
+    }
+
+    /// The most linear memory (bytes, all of an instance's memories together, from its
+    /// initial size on) that one instance has reached since the host was built or
+    /// [`Host::reset_peak_guest_memory`]: what "bounded memory" means for a component,
+    /// since the guest can hold nothing outside its linear memory. An instance's memory
+    /// never shrinks, so its peak is its size when it ends. Each request being an instance,
+    /// reset, send one request, read its body to the end, and this is that request's peak.
+    pub fn peak_guest_memory(&self) -> usize {
+        self.inner
+            .shared
+            .guest_memory_peak
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Starts [`Host::peak_guest_memory`] again from 0, returning what it was.
+    pub fn reset_peak_guest_memory(&self) -> usize {
+        self.inner
+            .shared
+            .guest_memory_peak
+            .swap(0, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Listens on `addr` (port 0 picks a free port) and serves requests on the current

@@ -273,6 +273,8 @@ async fn run(
         None
     };
     let mut store = Store::new(inner.pre.engine(), State::new(inner.shared.clone(), now_ms));
+    // Refuses nothing: only records how far the guest's linear memory grows.
+    store.limiter(|state| &mut state.memory);
     let calls = store.data().calls.clone();
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let prepared = store

@@ -6,6 +6,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+use crate::guest_memory::GuestMemory;
 use crate::guest_output::{GuestOutput, LogSink};
 use crate::host_calls::{Call, Counters};
 use crate::kv::KeyValueDatabase;
@@ -29,6 +30,8 @@ pub struct Shared {
     pub log_sink: LogSink,
     /// Whether responses carry `x-host-calls` (`HostBuilder::count_host_calls`).
     pub count_host_calls: bool,
+    /// The most linear memory one instance has reached (`Host::peak_guest_memory`).
+    pub guest_memory_peak: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The request header that sets the wall clock when the test clock is on.
@@ -57,6 +60,8 @@ pub struct State {
     /// The host calls this instance made, by kind (always counted: a relaxed atomic add
     /// per call; only reported with `HostBuilder::count_host_calls`).
     pub calls: Arc<Counters>,
+    /// The store's resource limiter: refuses nothing, records the linear memory.
+    pub memory: GuestMemory,
 }
 
 impl State {
@@ -82,6 +87,7 @@ impl State {
                 calls: calls.clone(),
             },
             calls,
+            memory: GuestMemory::new(shared.guest_memory_peak.clone(), crate::MAX_MEMORY_SIZE),
             shared,
             table: ResourceTable::new(),
             wasi: wasi.build(),
