@@ -98,16 +98,27 @@ pub(crate) enum Seq {
     /// which every write runs before it touches a task (so that writers lock the counter
     /// first, and never deadlock).
     Counter,
-    /// SQLite: the number the transaction took first ([`bump`]).
+    /// SQLite: the number the transaction took first ([`bump`]), for a tombstone.
     Taken(i64),
+    /// SQLite: the number migration 0006's triggers give each row the statement inserts or
+    /// changes (the statement writes a placeholder 0).
+    Trigger,
 }
 
 impl Seq {
     /// What [`super::insert_statement`] shows for SQLite.
-    pub(crate) const TAKEN_FOR_BENCH: Seq = Seq::Taken(1);
+    pub(crate) const TAKEN_FOR_BENCH: Seq = Seq::Trigger;
 
-    /// The change number for `dialect` once taken (`None` on PostgreSQL, whose statements
-    /// take it themselves).
+    /// The change number of a task a statement inserts or changes in `dialect`.
+    pub(crate) fn of_rows(dialect: Dialect) -> Seq {
+        match dialect {
+            Dialect::Postgres => Seq::Counter,
+            Dialect::Sqlite => Seq::Trigger,
+        }
+    }
+
+    /// The change number of a delete in `dialect`, once taken (`None` on PostgreSQL,
+    /// whose statements take it themselves).
     pub(crate) fn of(dialect: Dialect, taken: Option<i64>) -> Seq {
         match (dialect, taken) {
             (Dialect::Sqlite, Some(n)) => Seq::Taken(n),
@@ -143,6 +154,7 @@ impl Builder {
         match seq {
             Seq::Counter => self.sql("(SELECT seq FROM c)"),
             Seq::Taken(n) => self.arg(SqlValue::Int(n), Ty::BigInt),
+            Seq::Trigger => self.sql("0"),
         }
     }
 
@@ -554,8 +566,10 @@ fn set_completion_and_touch(b: &mut Builder, completed: Option<Completion>, now:
         .sql(greatest)
         .sql("(updated_at, ")
         .put(now)
-        .sql("), version = version + 1, change_seq = ")
-        .seq(seq);
+        .sql("), version = version + 1");
+    if !matches!(seq, Seq::Trigger) {
+        b.sql(", change_seq = ").seq(seq);
+    }
 }
 
 /// One `UPDATE` applying `patch` (only the columns it holds), returning the task.
@@ -1479,13 +1493,14 @@ mod tests {
         new.description = Description::parse("100%_").unwrap();
         for dialect in [Dialect::Postgres, Dialect::Sqlite] {
             let id = TaskId::new(7).unwrap();
-            let seq = Seq::of(dialect, Some(3));
+            let seq = Seq::of_rows(dialect);
             let st = insert_task(dialect, &user, &new, id, Timestamp::from_millis(5), seq);
             let sql = st.full_sql();
             assert!(!sql.contains("brien") && !sql.contains("DROP"), "{sql}");
-            // The id, the user, the ten values of a task (the times apart), and on SQLite
-            // the change number (PostgreSQL's comes from the counter in the statement).
-            let expected = if dialect == Dialect::Sqlite { 13 } else { 12 };
+            // The id, the user, the ten values of a task (the times apart); the change
+            // number comes from the counter in the statement (PostgreSQL, with its epoch
+            // for a first write) or from the trigger (SQLite).
+            let expected = if dialect == Dialect::Sqlite { 12 } else { 13 };
             assert_eq!(st.params.len(), expected);
             assert_eq!(st.params[0], SqlValue::Int(7), "the id is $1");
             if dialect == Dialect::Postgres {

@@ -336,7 +336,30 @@ impl<E: Executor> SqlStore<E> {
         }
     }
 
-    /// Ends a write [`SqlStore::begin_write`] started: commits its outcome, or rolls back.
+    /// On SQLite, the user's next change number inside an open transaction (for a
+    /// tombstone).
+    async fn take_number(&self, user: &UserId) -> Result<i64, StoreError> {
+        let rows = self
+            .query(statements::bump(self.dialect, user, None))
+            .await?;
+        match rows.first().and_then(|r| r.first()) {
+            Some(SqlValue::Int(n)) => Ok(*n),
+            _ => Err(StoreError::Other("undecodable task_feeds row".into())),
+        }
+    }
+
+    /// On SQLite, `BEGIN IMMEDIATE` for a write of several statements whose rows take their
+    /// numbers from the triggers; `Some(0)` then, for [`SqlStore::end_write`].
+    async fn begin_tx(&self) -> Result<Option<i64>, StoreError> {
+        if self.dialect == Dialect::Postgres {
+            return Ok(None);
+        }
+        self.plain(statements::begin(self.dialect)).await?;
+        Ok(Some(0))
+    }
+
+    /// Ends a write [`SqlStore::begin_write`] or [`SqlStore::begin_tx`] started: commits
+    /// its outcome, or rolls back.
     async fn end_write<T>(
         &self,
         taken: Option<i64>,
@@ -368,8 +391,12 @@ impl<E: Executor> SqlStore<E> {
         idempotency: Option<&Idempotency>,
         now: Timestamp,
     ) -> Result<Created, StoreError> {
-        let taken = self.begin_write(user, None).await?;
-        let seq = Seq::of(self.dialect, taken);
+        // A create without a key is one statement (on SQLite, its number from the trigger).
+        let taken = match idempotency {
+            Some(_) => self.begin_tx().await?,
+            None => None,
+        };
+        let seq = Seq::of_rows(self.dialect);
         let outcome = match (self.dialect, idempotency) {
             (Dialect::Postgres, Some(idem)) => {
                 self.create_with_key_postgres_drawing(user, task, idem, now)
@@ -506,11 +533,9 @@ impl<E: Executor> SqlStore<E> {
         expected: Option<Version>,
         now: Timestamp,
     ) -> Result<Task, StoreError> {
-        let taken = self.begin_write(user, None).await?;
-        let seq = Seq::of(self.dialect, taken);
+        let seq = Seq::of_rows(self.dialect);
         let st = statements::update_task(self.dialect, user, id, patch, expected, now, seq);
-        let outcome = self.changed_task(st, user, id, expected).await;
-        self.end_write(taken, outcome).await
+        self.changed_task(st, user, id, expected).await
     }
 
     async fn set_completion_once(
@@ -521,11 +546,9 @@ impl<E: Executor> SqlStore<E> {
         expected: Option<Version>,
         now: Timestamp,
     ) -> Result<Task, StoreError> {
-        let taken = self.begin_write(user, None).await?;
-        let seq = Seq::of(self.dialect, taken);
+        let seq = Seq::of_rows(self.dialect);
         let st = statements::set_completion(self.dialect, user, id, completion, expected, now, seq);
-        let outcome = self.changed_task(st, user, id, expected).await;
-        self.end_write(taken, outcome).await
+        self.changed_task(st, user, id, expected).await
     }
 
     async fn delete_once(
@@ -696,8 +719,11 @@ impl<E: Executor> SqlStore<E> {
         ops: &[BatchOp],
         clock: Clock,
     ) -> Result<Vec<BatchResult>, BatchFailure> {
+        // The first number prunes the user's old tombstones; each create and update then
+        // takes its number from the triggers, and each delete one of its own, so that the
+        // batch's changes are consecutive in the feed.
         let taken = self.begin_write(user, Some(clock.prune_before)).await?;
-        let seq = Seq::of(self.dialect, taken);
+        let seq = Seq::of_rows(self.dialect);
         let mut results = Vec::with_capacity(ops.len());
         let mut failed = None;
         for (index, op) in ops.iter().enumerate() {
@@ -731,10 +757,13 @@ impl<E: Executor> SqlStore<E> {
                         .await
                         .map(BatchResult::Updated)
                 }
-                BatchOp::Delete { id, expected } => self
-                    .delete_in(user, *id, *expected, clock, taken)
-                    .await
-                    .map(|()| BatchResult::Deleted(*id)),
+                BatchOp::Delete { id, expected } => match self.take_number(user).await {
+                    Ok(n) => self
+                        .delete_in(user, *id, *expected, clock, Some(n))
+                        .await
+                        .map(|()| BatchResult::Deleted(*id)),
+                    Err(e) => Err(e),
+                },
             };
             match outcome {
                 Ok(r) => results.push(r),
@@ -767,8 +796,8 @@ impl<E: Executor> SqlStore<E> {
         if self.dialect == Dialect::Postgres {
             return self.import_postgres(user, tasks, idempotency, now).await;
         }
-        let taken = self.begin_write(user, None).await?;
-        let seq = Seq::of(self.dialect, taken);
+        let taken = self.begin_tx().await?;
+        let seq = Seq::of_rows(self.dialect);
         let outcome = async {
             if let Some(idem) = idempotency {
                 let d = self.dialect;
