@@ -35,9 +35,8 @@ use axum::extract::{ConnectInfo, State};
 use http_body_util::BodyExt as _;
 use task_api_core::sql::{Dialect, SqlStore, migrate};
 use task_api_core::{
-    Api, Config, ConfigError, JwksHost, MAX_JWKS_BYTES, RequestContext, RequestLog,
-    max_body_bytes,
-    Timestamp, prepare_jwks,
+    Api, Config, ConfigError, JwksHost, MAX_JWKS_BYTES, RequestContext, RequestLog, Timestamp,
+    max_body_bytes, prepare_jwks,
 };
 
 use crate::postgres::PgPool;
