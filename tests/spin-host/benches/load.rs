@@ -12,6 +12,11 @@
 //! The same two operations then run against the component on SQLite (a fresh file, in WAL
 //! mode once migrated).
 //!
+//! On each store, creates run twice: all 32 clients as one user (`create`), then each
+//! client as a user of its own (`create-users`). One user's writes take their change-feed
+//! numbers one at a time (docs/sync.md), so the first is the worst case of a single user's
+//! burst, and the second the load of many users.
+//!
 //! Then against the native server that links the same core (`examples/axum-server`, in
 //! this process), on PostgreSQL and on SQLite, with the ratio native ÷ component: what the
 //! Wasm instance per request and Spin's interfaces cost over a native host of the core.
@@ -95,7 +100,11 @@ fn env_number(name: &str, default: u64) -> u64 {
 }
 
 fn token() -> String {
-    let claims = Claims::create(jwt_simple::prelude::Duration::from_hours(2)).with_subject(USER);
+    token_of(USER)
+}
+
+fn token_of(user: &str) -> String {
+    let claims = Claims::create(jwt_simple::prelude::Duration::from_hours(2)).with_subject(user);
     HS256Key::from_bytes(SECRET.as_bytes())
         .authenticate(claims)
         .expect("signing")
@@ -350,6 +359,23 @@ fn list_request(addr: SocketAddr) -> MakeRequest {
     })
 }
 
+/// Creates as a user of each client's own (`load-user-<w>`).
+fn create_request_per_client(addr: SocketAddr, clients: u64) -> MakeRequest {
+    let auths: Vec<String> = (0..clients)
+        .map(|w| format!("Bearer {}", token_of(&format!("{USER}-{w}"))))
+        .collect();
+    Arc::new(move |w, n| {
+        Request::post("/api/tasks")
+            .header("host", addr.to_string())
+            .header("authorization", auths[w as usize % auths.len()].as_str())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(format!(
+                r#"{{"title":"load {w}-{n}","priority":"low"}}"#
+            ))))
+            .unwrap()
+    })
+}
+
 fn create_request(addr: SocketAddr) -> MakeRequest {
     let auth = format!("Bearer {}", token());
     Arc::new(move |w, n| {
@@ -497,6 +523,9 @@ async fn main() {
                 measured.push((format!("{store} list-20 {label}"), list));
                 let create = over_http(addr, create_request(addr), 201).await;
                 measured.push((format!("{store} create {label}"), create));
+                let users = create_request_per_client(addr, clients);
+                let create_users = over_http(addr, users, 201).await;
+                measured.push((format!("{store} create-users {label}"), create_users));
                 served.running.shutdown().await;
             }
             measured
@@ -565,7 +594,7 @@ async fn main() {
         }
     }
     for store in ["pg", "sqlite"] {
-        for op in ["list-20", "create"] {
+        for op in ["list-20", "create", "create-users"] {
             if let (Some(new), Some(old)) = (
                 rate(&format!("{store} {op} current")),
                 rate(&format!("{store} {op} baseline")),
