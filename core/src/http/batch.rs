@@ -314,6 +314,8 @@ fn task_body(
 }
 
 fn task_id(path: &str, value: Option<Value>, errors: &mut Vec<FieldError>) -> Option<TaskId> {
+    // An id is a JSON integer as written (`12`): `12.0` is read as a float, and a float of
+    // 16 digits may not read back exactly on every target, so none is taken for an id.
     let id = match &value {
         Some(Value::Number(n)) => n.as_i64().and_then(TaskId::new),
         _ => None,
@@ -437,6 +439,16 @@ mod tests {
             matches!(&ops[1], BatchOp::Update { id, expected: Some(v), .. } if id.get() == 7 && v.get() == 2)
         );
         assert!(matches!(&ops[2], BatchOp::Delete { expected: None, .. }));
+    }
+
+    #[test]
+    fn an_id_is_an_integer_as_written() {
+        let (ops, _) = parse(br#"{"operations": [{"op": "delete", "id": 12}]}"#).unwrap();
+        assert!(matches!(&ops[0], BatchOp::Delete { id, .. } if id.get() == 12));
+        for id in ["12.0", "12.5", "0", "-3", "\"12\""] {
+            let body = format!(r#"{{"operations": [{{"op": "delete", "id": {id}}}]}}"#);
+            assert_eq!(problems(&body), ["operations[0].id"], "{id}");
+        }
     }
 
     #[test]
